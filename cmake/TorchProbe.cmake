@@ -1,0 +1,41 @@
+# Describe the installed torch to CMake the way torch.utils.cpp_extension does: include paths,
+# library dir, C++ ABI flag, version. Defines the imported target torchnp::torch and the
+# variables TORCHNP_TORCH_VERSION ("2.13") and TORCHNP_TORCH_CUDA ("" or "13.0").
+execute_process(
+  COMMAND "${Python3_EXECUTABLE}" -c [=[
+import os, torch
+from torch.utils import cpp_extension as ce
+print("includes=" + "|".join(ce.include_paths()))
+print("libdir=" + os.path.join(os.path.dirname(torch.__file__), "lib"))
+print("abi=%d" % int(torch._C._GLIBCXX_USE_CXX11_ABI))
+print("version=" + ".".join(torch.__version__.split("+")[0].split(".")[:2]))
+print("cuda=" + (torch.version.cuda or ""))
+]=]
+  OUTPUT_VARIABLE _probe
+  RESULT_VARIABLE _probe_rc
+  ERROR_VARIABLE _probe_err)
+if(NOT _probe_rc EQUAL 0)
+  message(FATAL_ERROR "torchnp needs torch installed in the build environment (build with "
+                      "pip install --no-build-isolation .): ${_probe_err}")
+endif()
+
+function(_torchnp_probe_field key out)
+  string(REGEX MATCH "${key}=([^\n]*)" _m "${_probe}")
+  set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+endfunction()
+_torchnp_probe_field(includes _torch_includes)
+_torchnp_probe_field(libdir _torch_lib)
+_torchnp_probe_field(abi _abi)
+_torchnp_probe_field(version TORCHNP_TORCH_VERSION)
+_torchnp_probe_field(cuda TORCHNP_TORCH_CUDA)
+string(REPLACE "|" ";" _torch_includes "${_torch_includes}")
+message(STATUS "torchnp: torch ${TORCHNP_TORCH_VERSION} (CUDA '${TORCHNP_TORCH_CUDA}'), "
+               "lib ${_torch_lib}, C++11 ABI ${_abi}")
+
+add_library(torchnp::torch INTERFACE IMPORTED)
+target_include_directories(torchnp::torch SYSTEM INTERFACE ${_torch_includes})
+target_compile_definitions(torchnp::torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${_abi})
+foreach(_lib c10 torch torch_cpu torch_python)
+  find_library(_torchnp_lib_${_lib} NAMES ${_lib} PATHS "${_torch_lib}" NO_DEFAULT_PATH REQUIRED)
+  target_link_libraries(torchnp::torch INTERFACE "${_torchnp_lib_${_lib}}")
+endforeach()

@@ -1,0 +1,16 @@
+"""torchnp: fast, exact conversion between PyTorch tensors and NumPy arrays.
+
+>>> import torch, torchnp
+>>> torchnp.to_numpy(torch.ones(2, requires_grad=True))
+array([1., 1.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import torch  # noqa: F401  (loads libtorch before the compiled engine needs it)
+
+from torchnp._from_numpy import from_numpy
+from torchnp._info import Info, info
+from torchnp._to_numpy import to_numpy
+
+__all__ = ["Info", "from_numpy", "info", "to_numpy"]

@@ -1,0 +1,156 @@
+"""Element types: the torch <-> NumPy mapping, dtype-like parsing and the core's dtype codes.
+
+NumPy has no bfloat16, float8 or complex32; ml_dtypes provides them as NumPy dtypes, so every
+element type torchnp handles has exactly one NumPy spelling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import torch
+
+DTypeLike = Any  # anything np.dtype() accepts, or a torch.dtype
+
+
+@dataclass(frozen=True)
+class ElementType:
+    """One element type torchnp can read and write."""
+
+    name: str  # NumPy / ml_dtypes name
+    numpy: np.dtype  # native byte order
+    torch: torch.dtype | None  # None where torch has no such type
+    code: int  # csrc/core/copy.h ScalarType
+
+
+def _entry(name: str, np_type: Any, torch_name: str | None, code: int) -> ElementType:
+    t = getattr(torch, torch_name, None) if torch_name else None
+    return ElementType(name, np.dtype(np_type), t, code)
+
+
+# Codes mirror csrc/core/copy.h (ScalarType); append only.
+_ELEMENT_TYPES: tuple[ElementType, ...] = tuple(
+    e
+    for e in (
+        _entry("bool", np.bool_, "bool", 0),
+        _entry("int8", np.int8, "int8", 1),
+        _entry("int16", np.int16, "int16", 2),
+        _entry("int32", np.int32, "int32", 3),
+        _entry("int64", np.int64, "int64", 4),
+        _entry("uint8", np.uint8, "uint8", 5),
+        _entry("uint16", np.uint16, "uint16", 6),
+        _entry("uint32", np.uint32, "uint32", 7),
+        _entry("uint64", np.uint64, "uint64", 8),
+        _entry("float16", np.float16, "float16", 9),
+        _entry("bfloat16", ml_dtypes.bfloat16, "bfloat16", 10),
+        _entry("float32", np.float32, "float32", 11),
+        _entry("float64", np.float64, "float64", 12),
+        _entry("complex32", ml_dtypes.complex32, "complex32", 13),
+        _entry("complex64", np.complex64, "complex64", 14),
+        _entry("complex128", np.complex128, "complex128", 15),
+        _entry("float8_e4m3fn", ml_dtypes.float8_e4m3fn, "float8_e4m3fn", 16),
+        _entry("float8_e5m2", ml_dtypes.float8_e5m2, "float8_e5m2", 17),
+        _entry("float8_e4m3fnuz", ml_dtypes.float8_e4m3fnuz, "float8_e4m3fnuz", 18),
+        _entry("float8_e5m2fnuz", ml_dtypes.float8_e5m2fnuz, "float8_e5m2fnuz", 19),
+        _entry("float8_e8m0fnu", ml_dtypes.float8_e8m0fnu, "float8_e8m0fnu", 20),
+    )
+)
+
+_BY_NUMPY: dict[np.dtype, ElementType] = {e.numpy: e for e in _ELEMENT_TYPES}
+_BY_TORCH: dict[torch.dtype, ElementType] = {e.torch: e for e in _ELEMENT_TYPES if e.torch}
+
+# Bit-identical integer types of the same size, used to move ml_dtypes data through
+# torch.from_numpy / Tensor.numpy(), which know nothing of ml_dtypes.
+_CARRIER = {1: (np.uint8, torch.uint8), 2: (np.uint16, torch.uint16), 4: (np.uint32, torch.int32)}
+
+# Hints for element types that no tensor can hold.
+_UNSUPPORTED_HINTS = {
+    "M": "view datetime64 data as int64 first (array.view('int64'))",
+    "m": "view timedelta64 data as int64 first (array.view('int64'))",
+    "O": "convert the objects to a numeric dtype first (e.g. np.asarray(x, dtype=float))",
+    "U": "strings have no tensor type; encode them to numbers first",
+    "S": "bytes have no tensor type; view them as uint8 (array.view(np.uint8))",
+    "V": "structured/void data has no tensor type; select a numeric field or view as uint8",
+}
+
+
+def _unsupported_numpy(dt: np.dtype) -> TypeError:
+    if dt.kind == "f" and dt.itemsize > 8:
+        hint = "longdouble has no tensor type; cast to float64 first (array.astype(np.float64))"
+    elif dt.kind == "c" and dt.itemsize > 16:
+        hint = "clongdouble has no tensor type; cast to complex128 first"
+    else:
+        hint = _UNSUPPORTED_HINTS.get(dt.kind, "cast to a supported numeric dtype first")
+    return TypeError(f"torchnp: dtype {dt} has no tensor equivalent: {hint}")
+
+
+def element_type_of_numpy(dt: np.dtype) -> tuple[ElementType, bool]:
+    """Return the element type of a NumPy dtype and whether its data is byte-swapped."""
+    native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
+    e = _BY_NUMPY.get(native)
+    if e is None:
+        raise _unsupported_numpy(dt)
+    return e, not dt.isnative
+
+
+def element_type_of_torch(dt: torch.dtype) -> ElementType:
+    """Return the element type of a torch dtype, or raise TypeError naming a way out."""
+    e = _BY_TORCH.get(dt)
+    if e is None:
+        raise TypeError(
+            f"torchnp: torch dtype {dt} has no NumPy equivalent; convert the tensor first "
+            "(e.g. .view(torch.uint8) for packed/sub-byte types, .dequantize() for quantized)"
+        )
+    return e
+
+
+def parse_dtype(dtype: DTypeLike) -> np.dtype:
+    """Turn a NumPy dtype-like or a torch.dtype into a NumPy dtype torchnp supports."""
+    if isinstance(dtype, torch.dtype):
+        return element_type_of_torch(dtype).numpy
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"torchnp: {dtype!r} is not a dtype ({exc})") from None
+    element_type_of_numpy(dt)  # raises for unsupported types
+    return dt
+
+
+def numpy_default_for_torch(dt: torch.dtype) -> np.dtype:
+    """The NumPy dtype a tensor of dtype `dt` converts to by default (bits unchanged, except
+    complex32 which widens exactly to complex64)."""
+    e = element_type_of_torch(dt)
+    if e.name == "complex32":
+        return np.dtype(np.complex64)
+    return e.numpy
+
+
+def torch_for_numpy(dt: np.dtype) -> torch.dtype:
+    """The torch dtype holding NumPy dtype `dt` (native byte order assumed by the caller)."""
+    e, _ = element_type_of_numpy(dt)
+    if e.torch is None:
+        raise TypeError(f"torchnp: dtype {dt} has no torch equivalent in torch {torch.__version__}")
+    return e.torch
+
+
+def carrier_numpy(dt: np.dtype) -> np.dtype | None:
+    """A standard NumPy integer dtype of the same size for ml_dtypes types, else None."""
+    if dt.type.__module__.startswith("ml_dtypes"):
+        return np.dtype(_CARRIER[dt.itemsize][0])
+    return None
+
+
+def carrier_torch(dt: torch.dtype) -> torch.dtype | None:
+    """A torch integer dtype of the same size that Tensor.numpy() accepts, or None if `dt`
+    converts natively."""
+    e = element_type_of_torch(dt)
+    if e.numpy.type.__module__.startswith("ml_dtypes"):
+        return _CARRIER[e.numpy.itemsize][1]
+    return None
+
+
+def is_complex(dt: np.dtype) -> bool:
+    return dt.kind == "c" or dt.newbyteorder("=") == np.dtype(ml_dtypes.complex32)

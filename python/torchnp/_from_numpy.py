@@ -1,0 +1,180 @@
+"""torchnp.from_numpy: the policy for ndarray (or anything array-like) -> tensor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchnp import _policy
+from torchnp._dtypes import (
+    DTypeLike,
+    carrier_numpy,
+    element_type_of_numpy,
+    parse_dtype,
+    torch_for_numpy,
+)
+from torchnp._memory import (
+    empty_tensor_with_order,
+    numpy_view_of_tensor,
+    tensor_of_numpy_view,
+    tensor_of_readonly_memory,
+)
+
+
+def _as_array(obj: Any) -> np.ndarray:
+    if isinstance(obj, np.ndarray):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        raise TypeError("from_numpy expects an array, got a torch.Tensor; it already is a tensor")
+    try:
+        return np.asarray(obj)
+    except Exception as exc:
+        raise TypeError(f"from_numpy cannot read {type(obj).__name__} as an array: {exc}") from exc
+
+
+def _normalised_strides(a: np.ndarray) -> tuple[int, ...]:
+    # The stride of a length-1 dimension (or of any dimension of an empty array) never addresses
+    # memory, so it may be anything, e.g. negative after `[::-1]`; replace such a stride by the
+    # C-contiguous value so it never forces a copy, and keep every stride that is already fine.
+    itemsize = a.dtype.itemsize
+    contiguous = np.empty(a.shape, dtype=np.uint8).strides  # C strides in units of itemsize
+    unused = [n == 1 or a.size == 0 for n in a.shape]
+    return tuple(
+        c * itemsize if dead and (s < 0 or s % itemsize) else s
+        for s, c, dead in zip(a.strides, contiguous, unused, strict=True)
+    )
+
+
+def _copy_reasons(
+    a: np.ndarray, target: torch.dtype, device: torch.device | None, pin_memory: bool
+) -> list[str]:
+    reasons = []
+    own, swapped = element_type_of_numpy(a.dtype)
+    if swapped:
+        reasons.append(f"byte order {a.dtype.str} is not native")
+    if own.torch != target:
+        reasons.append(f"dtype {own.name} → {target} needs a cast")
+    itemsize = a.dtype.itemsize
+    strides = _normalised_strides(a)
+    if any(s < 0 for s in strides):
+        reasons.append("negative strides")
+    if any(s % itemsize for s in strides):
+        reasons.append(f"strides {a.strides} are not multiples of the itemsize {itemsize}")
+    if a.size and a.__array_interface__["data"][0] % itemsize:
+        reasons.append("data is not aligned to its itemsize")
+    if device is not None and device.type != "cpu":
+        reasons.append(f"device {device} is not the CPU")
+    if pin_memory:
+        reasons.append("pin_memory=True needs page-locked memory")
+    return reasons
+
+
+def _share(a: np.ndarray, target: torch.dtype) -> torch.Tensor:
+    strides = _normalised_strides(a)
+    if strides != a.strides:
+        # as_strided goes through __array_interface__, which cannot spell ml_dtypes types.
+        carrier = carrier_numpy(a.dtype)
+        raw = a if carrier is None else a.view(carrier)
+        raw = np.lib.stride_tricks.as_strided(raw, strides=strides, writeable=a.flags.writeable)
+        a = raw if carrier is None else raw.view(a.dtype)
+    if not a.flags.writeable:
+        return tensor_of_readonly_memory(a, target)
+    return tensor_of_numpy_view(a, target)
+
+
+def from_numpy(
+    array: Any,
+    dtype: DTypeLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    copy: bool | None = None,
+    pin_memory: bool = False,
+    share_readonly: bool = False,
+) -> torch.Tensor:
+    """Convert an array (or anything ``numpy.asarray`` accepts) to a tensor, zero-copy when
+    possible.
+
+    Shares memory when torch can hold the array as it is (native byte order, supported dtype,
+    aligned, non-negative strides that are multiples of the itemsize); otherwise copies in one
+    fused pass (negative strides, byte swap and dtype cast together, no NumPy temporary).
+    Read-only arrays are copied unless ``share_readonly=True``.
+
+    Parameters
+    ----------
+    array : array_like
+        ndarray (memmaps and subclasses too), NumPy scalar, or any object ``numpy.asarray``
+        accepts. ml_dtypes bfloat16/float8/complex32 arrays map to the matching torch dtype.
+    dtype : data-type or torch.dtype, optional
+        Element type of the result; the cast equals NumPy's ``astype`` bit for bit.
+    device : str or torch.device, optional
+        Device of the result (default: CPU).
+    copy : bool, optional
+        None (default): share when possible. True: always copy. False: never copy; raise
+        ValueError listing every reason a copy is needed.
+    pin_memory : bool, optional
+        Return a CPU tensor in page-locked memory (needs CUDA).
+    share_readonly : bool, optional
+        Share a read-only array instead of copying it (useful for read-only memory maps). The
+        tensor is then writable in torch's eyes; writing to it is undefined behaviour (it may
+        crash the process for a read-only mapping). Off by default.
+
+    Returns
+    -------
+    torch.Tensor
+        A tensor sharing the array's memory (keeping the array alive and non-resizable), or a
+        fresh tensor.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, torchnp
+    >>> a = np.arange(6, dtype=">i4")[::-1]
+    >>> torchnp.from_numpy(a, dtype=torch.float32)
+    tensor([5., 4., 3., 2., 1., 0.])
+    """
+    copy = _policy.check_copy(copy)
+    a = _as_array(array)
+    own, _ = element_type_of_numpy(a.dtype)  # raises TypeError for unsupported element types
+    # A tensor is always in native byte order, so dtype=">f4" means float32 (the values).
+    target_np = own.numpy if dtype is None else parse_dtype(dtype).newbyteorder("=")
+    target = torch_for_numpy(target_np)
+    _policy.check_cast(own.numpy, target_np)
+    target_device = torch.device(device) if device is not None else None
+    if target_device is not None and target_device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={target_device}: no CUDA device is available")
+    if pin_memory:
+        if target_device is not None and target_device.type != "cpu":
+            raise ValueError(
+                "pin_memory=True gives a CPU tensor; it cannot be combined with "
+                f"device={target_device}"
+            )
+        if not torch.cuda.is_available():
+            raise RuntimeError("pin_memory=True needs a CUDA device, and none is available")
+
+    reasons = _copy_reasons(a, target, target_device, pin_memory)
+    readonly = not a.flags.writeable
+    if readonly and not share_readonly:
+        reasons.append("the array is read-only")
+    if not reasons and copy is not True:
+        return _share(a, target)
+    if copy is False:
+        remedy = "Pass copy=None to allow a copy."
+        if readonly and not share_readonly:
+            remedy += (
+                " To share read-only memory anyway, pass share_readonly=True (writing "
+                "through the tensor is then undefined), or copy it with np.array(a)."
+            )
+        raise _policy.copy_refusal("this array", reasons, remedy)
+
+    _policy.warn_if_discarding_imaginary(a.dtype, target_np)
+    to_device = target_device is not None and target_device.type != "cpu"
+    if to_device and not _copy_reasons(a, target, None, pin_memory):
+        # Only the device differs: torch's .to() reads the shared memory once (read-only memory
+        # included, it is only read) instead of a host copy followed by a transfer.
+        return _share(a, target).to(target_device)
+    result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=pin_memory)
+    _policy.copy_between(numpy_view_of_tensor(result), a)
+    if to_device:
+        result = result.to(target_device)
+    return result

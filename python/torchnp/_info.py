@@ -1,0 +1,93 @@
+"""torchnp.info(): what is running, and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+
+import ml_dtypes
+import numpy as np
+import torch
+
+from torchnp import _engines
+
+
+@dataclass(frozen=True)
+class Info:
+    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads."""
+
+    engine: str
+    fallback_reason: str | None
+    torchnp_version: str
+    torch_version: str
+    numpy_version: str
+    ml_dtypes_version: str
+    build_torch_version: str | None
+    build_cuda_version: str | None
+    build_compiler: str | None
+    build_cxx_flags: str | None
+    cpu_variants: tuple[str, ...] = field(default_factory=tuple)
+    cpu_variant: str | None = None
+    threads: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        width = max(len(k) for k in self.as_dict())
+        lines = []
+        for key, value in self.as_dict().items():
+            if isinstance(value, tuple):
+                value = ", ".join(value) or "-"
+            lines.append(f"{key:<{width}} : {'-' if value is None else value}")
+        return "\n".join(lines)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("torchnp")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def info() -> Info:
+    """Describe the running torchnp.
+
+    Returns
+    -------
+    Info
+        A frozen record; ``str(info())`` is what ``python -m torchnp info`` prints.
+
+    Examples
+    --------
+    >>> import torchnp
+    >>> torchnp.info().engine in ("native", "python")
+    True
+    """
+    engine = _engines.active()
+    build: dict = {}
+    variants: tuple[str, ...] = ()
+    active_variant = None
+    try:
+        from torchnp import _C
+
+        build = _C.build_info()
+        variants = tuple(_C.cpu_variants())
+        active_variant = _C.active_cpu_variant()
+    except ImportError:
+        pass
+    return Info(
+        engine=engine.name,
+        fallback_reason=_engines.fallback_reason() if engine.name != "native" else None,
+        torchnp_version=_version(),
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+        ml_dtypes_version=ml_dtypes.__version__,
+        build_torch_version=build.get("torch_version"),
+        build_cuda_version=build.get("cuda_version") or None,
+        build_compiler=build.get("compiler"),
+        build_cxx_flags=build.get("cxx_flags"),
+        cpu_variants=variants,
+        cpu_variant=active_variant if engine.name == "native" else None,
+        threads=torch.get_num_threads(),
+    )

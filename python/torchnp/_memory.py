@@ -1,0 +1,90 @@
+"""Views and allocations: seeing tensor memory as NumPy arrays and NumPy memory as tensors,
+without moving a byte. No policy here (callers decide whether sharing is allowed)."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from torchnp._dtypes import carrier_numpy, carrier_torch, element_type_of_torch
+
+
+def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
+    """The exact NumPy view of a CPU strided tensor's memory (its own element type, its strides).
+
+    The tensor must have no conjugate or negative bit. The view keeps the tensor alive.
+    """
+    t = t.detach()
+    carrier = carrier_torch(t.dtype)
+    if carrier is None:
+        return t.numpy()
+    return t.view(carrier).numpy().view(element_type_of_torch(t.dtype).numpy)
+
+
+def tensor_of_numpy_view(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor sharing a writable, native-order, itemsize-strided, non-negative-strided array.
+
+    The tensor keeps the array alive and makes it non-resizable (torch.from_numpy's contract).
+    """
+    carrier = carrier_numpy(a.dtype)
+    if carrier is None:
+        return torch.from_numpy(a)
+    return torch.from_numpy(a.view(carrier)).view(dtype)
+
+
+def tensor_of_readonly_memory(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor over a read-only array's memory, for callers that opted in to sharing it.
+
+    torch.from_numpy warns (once per process) and torch.frombuffer refuses read-only buffers;
+    a ctypes window over the same bytes is writable from torch's point of view, which is the
+    risk the caller accepted. The window holds the array and a buffer export of it, so the array
+    stays alive and cannot be resized while the tensor exists.
+    """
+    itemsize = a.dtype.itemsize
+    if a.size == 0:
+        return torch.empty(a.shape, dtype=dtype)
+    low = sum(s * (n - 1) for s, n in zip(a.strides, a.shape, strict=True) if s < 0)
+    high = sum(s * (n - 1) for s, n in zip(a.strides, a.shape, strict=True) if s > 0) + itemsize
+    start = a.__array_interface__["data"][0] + low
+    window = (ctypes.c_char * (high - low)).from_address(start)
+    window._torchnp_owner = (a, memoryview(_bytes_of(a)))
+    flat = torch.frombuffer(window, dtype=dtype)
+    strides = [s // itemsize for s in a.strides]
+    return flat.as_strided(a.shape, strides, -low // itemsize)
+
+
+def _bytes_of(a: np.ndarray) -> np.ndarray:
+    # memoryview() rejects ml_dtypes element types; a same-size integer view exports the same
+    # buffer and blocks resizing just as well.
+    carrier = carrier_numpy(a.dtype)
+    return a if carrier is None else a.view(carrier)
+
+
+def memory_order_permutation(shape: Sequence[int], strides: Sequence[int]) -> list[int]:
+    """Dimension order from outermost to innermost by |stride| (NumPy's order='K'), stable."""
+    dims = range(len(shape))
+    return sorted(dims, key=lambda d: (-abs(strides[d]) if shape[d] > 1 else 0, d))
+
+
+def empty_with_order(like: np.ndarray, dtype: np.dtype, order: str) -> np.ndarray:
+    """A fresh NumPy array (NumPy's allocator: huge pages for large arrays) that owns its data,
+    shaped like `like`, in `order`.
+
+    order 'K' lays the dims out in the memory order of `like` (NumPy's own 'K' rule, so a
+    transposed source gives an F-ordered result); 'C'/'F' as in NumPy.
+    """
+    if order in ("C", "F"):
+        return np.empty(like.shape, dtype=dtype, order=order)
+    return np.empty_like(like, dtype=dtype, order="K", subok=False)
+
+
+def empty_tensor_with_order(
+    shape: Sequence[int], dtype: torch.dtype, like_strides: Sequence[int], pin_memory: bool = False
+) -> torch.Tensor:
+    """A fresh tensor whose dims are laid out in the memory order of `like_strides`."""
+    perm = memory_order_permutation(shape, like_strides)
+    base = torch.empty([shape[d] for d in perm], dtype=dtype, pin_memory=pin_memory)
+    return base.permute(np.argsort(perm).tolist())

@@ -1,0 +1,81 @@
+"""Decisions shared by both directions: argument checks, layouts, warnings, overlap staging."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from torchnp import _engines
+from torchnp._dtypes import is_complex
+
+ORDERS = ("K", "A", "C", "F")
+
+
+def check_order(order: str) -> str:
+    if not isinstance(order, str) or order.upper() not in ORDERS:
+        raise ValueError(f"order must be one of 'K', 'A', 'C', 'F', got {order!r}")
+    return order.upper()
+
+
+def check_copy(copy: bool | None) -> bool | None:
+    if copy is None or isinstance(copy, bool | np.bool_):
+        return None if copy is None else bool(copy)
+    raise ValueError(f"copy must be None, True or False, got {copy!r}")
+
+
+def is_contiguous(
+    shape: Sequence[int], strides: Sequence[int], itemsize: int, fortran: bool = False
+) -> bool:
+    """NumPy's contiguity test on byte strides (size-1 dims and empty arrays always pass)."""
+    if any(n == 0 for n in shape):
+        return True
+    expected = itemsize
+    dims = range(len(shape)) if fortran else reversed(range(len(shape)))
+    for d in dims:
+        if shape[d] != 1:
+            if strides[d] != expected:
+                return False
+            expected *= shape[d]
+    return True
+
+
+def check_cast(src: np.dtype, dst: np.dtype) -> None:
+    """Raise TypeError for element-type pairs NumPy/ml_dtypes cannot cast, the oracle every
+    engine must match (ml_dtypes 0.6 has no cast between float8_e8m0fnu and the other float8
+    types or complex32). Raised before anything is allocated or written."""
+    if not np.can_cast(src, dst, casting="unsafe"):
+        raise TypeError(
+            f"torchnp: NumPy/ml_dtypes define no cast from {src} to {dst}; "
+            "cast through float32 in two steps (e.g. .astype(np.float32) first)"
+        )
+
+
+def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int = 2) -> None:
+    """Emit NumPy's ComplexWarning where NumPy's astype would (complex -> non-bool real).
+
+    `stacklevel` is what the public function would pass to ``warnings.warn`` itself (2: the
+    user's line). Also emitted for complex32, where ml_dtypes' own cast stays silent.
+    """
+    if is_complex(src) and not is_complex(dst) and dst.kind != "b":
+        warnings.warn(
+            "Casting complex values to real discards the imaginary part",
+            np.exceptions.ComplexWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def copy_between(dst: np.ndarray, src: np.ndarray) -> None:
+    """Run the active engine, staging the source first if it may overlap the destination
+    (the result is then as if the whole source had been read before any write)."""
+    if dst.size == 0:
+        return
+    if np.may_share_memory(dst, src):
+        src = src.copy(order="K")
+    _engines.active().copyto(dst, src)
+
+
+def copy_refusal(what: str, reasons: Sequence[str], remedy: str) -> ValueError:
+    listed = "; ".join(reasons)
+    return ValueError(f"copy=False, but {what} needs a copy: {listed}. {remedy}")

@@ -1,0 +1,187 @@
+"""torchnp.to_numpy: the policy for tensor -> ndarray."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from torchnp import _policy
+from torchnp._dtypes import DTypeLike, element_type_of_torch, numpy_default_for_torch, parse_dtype
+from torchnp._memory import empty_with_order, numpy_view_of_tensor, tensor_of_numpy_view
+
+
+def _readable(tensor: object) -> torch.Tensor:
+    """The tensor as a plain strided torch.Tensor, or TypeError saying what would work."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(
+            f"to_numpy expects a torch.Tensor, got {type(tensor).__name__}; "
+            "for other objects use numpy.asarray"
+        )
+    if tensor.is_nested:
+        raise TypeError(
+            "to_numpy cannot read a nested tensor; convert it first with "
+            ".to_padded_tensor(padding) or convert each of .unbind()"
+        )
+    if tensor.is_quantized:
+        raise TypeError(
+            "to_numpy cannot read a quantized tensor; use .dequantize() for values or "
+            ".int_repr() for the stored integers"
+        )
+    if tensor.layout != torch.strided:
+        raise TypeError(
+            f"to_numpy cannot read a {tensor.layout} tensor; convert it with .to_dense()"
+        )
+    if tensor.device.type == "meta":
+        raise TypeError("to_numpy cannot read a meta tensor: it has no data (materialise it first)")
+    if type(tensor) is not torch.Tensor:
+        if torch._C._dispatch_keys(tensor).has(torch._C.DispatchKey.Python):
+            raise TypeError(
+                f"to_numpy cannot read a {type(tensor).__name__}: it is a tensor subclass with its "
+                "own __torch_dispatch__ and no memory torchnp can read; convert it to a plain "
+                "torch.Tensor first (e.g. DTensor.full_tensor())"
+            )
+        tensor = tensor.as_subclass(torch.Tensor)
+    return tensor.detach()
+
+
+def _resolved_on_host(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's values in fresh CPU memory (unless already there), conj/neg bits applied."""
+    try:
+        return t.resolve_conj().resolve_neg().cpu()
+    except NotImplementedError:
+        # torch has no kernel for some types (complex32 with both bits, float8 with the neg
+        # bit); apply NumPy's/ml_dtypes' conjugate and negative to the bit-free data instead.
+        conj, neg = t.is_conj(), t.is_neg()
+        plain = t.conj() if conj else t
+        plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
+        values = numpy_view_of_tensor(plain.cpu()).copy()
+        if conj:
+            np.conjugate(values, out=values)
+        if neg:
+            np.negative(values, out=values)
+        return tensor_of_numpy_view(values, t.dtype)
+
+
+def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; pass a writable array (e.g. np.empty_like(out))")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, but the tensor has shape {shape}")
+    parse_dtype(out.dtype)  # raises TypeError for element types torchnp cannot write
+    if dtype is not None and dtype != out.dtype:
+        raise TypeError(f"dtype={dtype} conflicts with out.dtype={out.dtype}; pass one of them")
+    return out
+
+
+def _copy_reasons(t: torch.Tensor, target: np.dtype, order: str) -> list[str]:
+    reasons = []
+    if t.device.type != "cpu":
+        reasons.append(f"on {t.device}")
+    if t.is_conj():
+        reasons.append("conjugate bit set")
+    if t.is_neg():
+        reasons.append("negative bit set")
+    own = element_type_of_torch(t.dtype)
+    if own.numpy != target:
+        reasons.append(f"dtype {own.name} → {target} needs a cast")
+    itemsize = t.element_size()
+    strides = [s * itemsize for s in t.stride()]
+    if order == "C" and not _policy.is_contiguous(t.shape, strides, itemsize):
+        reasons.append("order='C' but the tensor is not C-contiguous")
+    if order == "F" and not _policy.is_contiguous(t.shape, strides, itemsize, fortran=True):
+        reasons.append("order='F' but the tensor is not F-contiguous")
+    return reasons
+
+
+def _resolve_order(order: str, src: np.ndarray) -> str:
+    if order == "A":
+        f_only = src.flags.f_contiguous and not src.flags.c_contiguous
+        return "F" if f_only else "C"
+    return order
+
+
+def to_numpy(
+    tensor: torch.Tensor,
+    dtype: DTypeLike | None = None,
+    *,
+    copy: bool | None = None,
+    order: str = "K",
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Convert a tensor to a NumPy array, sharing memory when possible.
+
+    Works for any readable tensor: ``requires_grad`` (detached), conjugate/negative bits
+    (resolved), CUDA or other devices (copied to host), non-contiguous and offset views,
+    bfloat16/float8 (as ml_dtypes arrays, bits unchanged), complex32 (widened to complex64).
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        The tensor to convert.
+    dtype : data-type or torch.dtype, optional
+        Element type of the result. The cast is fused into the copy and gives exactly
+        ``ref.astype(dtype)`` where ``ref`` is the exact NumPy view of the tensor.
+    copy : bool, optional
+        None (default): share memory when possible. True: always return a fresh array that owns
+        its data. False: never copy; raise ValueError listing every reason a copy is needed.
+    order : {'K', 'A', 'C', 'F'}, optional
+        Memory layout of a copy, as in NumPy. 'K' keeps the tensor's dimension order.
+    out : numpy.ndarray, optional
+        Writable array of the tensor's shape to write into (any strides, any supported dtype;
+        the cast goes to ``out.dtype``). It may overlap the tensor's memory.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``out`` if given; else a view of the tensor's memory or a fresh array.
+
+    Examples
+    --------
+    >>> import torch, torchnp
+    >>> t = torch.arange(6.0, requires_grad=True).reshape(2, 3)
+    >>> torchnp.to_numpy(t.T, dtype="f2", order="C")
+    array([[0., 3.],
+           [1., 4.],
+           [2., 5.]], dtype=float16)
+    """
+    t = _readable(tensor)
+    order = _policy.check_order(order)
+    copy = _policy.check_copy(copy)
+    requested = parse_dtype(dtype) if dtype is not None else None
+    own = numpy_default_for_torch(t.dtype)  # raises TypeError for dtypes NumPy cannot hold
+
+    if out is not None:
+        out = _check_out(out, tuple(t.shape), requested)
+        if copy is False:
+            raise ValueError("copy=False cannot be combined with out=: writing to out is a copy")
+        target = out.dtype
+    else:
+        target = requested if requested is not None else own
+
+    stored = element_type_of_torch(t.dtype).numpy
+    _policy.check_cast(stored, target)
+    reasons = _copy_reasons(t, target, order)
+    if out is None and not reasons and copy is not True:
+        return numpy_view_of_tensor(t)
+    if copy is False:
+        raise _policy.copy_refusal(
+            "this tensor", reasons, "Pass copy=None to allow a copy, or copy=True to force one."
+        )
+    _policy.warn_if_discarding_imaginary(stored, target)
+
+    staged = t.device.type != "cpu" or t.is_conj() or t.is_neg()
+    if staged:
+        # One torch pass resolves the bits (on the device, where it is cheapest) and brings the
+        # data to host; a cast or layout change then runs in the engine as a second pass.
+        t = _resolved_on_host(t)
+    src = numpy_view_of_tensor(t)
+    if out is not None:
+        _policy.copy_between(out, src)
+        return out
+    if staged and not _copy_reasons(t, target, order):
+        return src  # the staging copy already is a fresh array nobody else holds
+    dst = empty_with_order(src, target, _resolve_order(order, src))
+    _policy.copy_between(dst, src)
+    return dst

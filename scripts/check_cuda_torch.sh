@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A CPU build of torchnp (TORCHNP_CUDA=OFF) against a CUDA build of torch (torch==2.14.1+cu130,
+# from local disk on the development machine) must compile and import, on a machine with no GPU
+# or driver. Uses its own venv (default .venv-cuda-torch) so the main one stays on the CPU torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${CUDA_TORCH_VENV:-.venv-cuda-torch}
+TORCH_SPEC=${CUDA_TORCH_SPEC:-torch==2.14.1}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --upgrade pip
+"$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes "scikit-build-core>=0.10" "cmake>=3.26" \
+  ninja "pybind11>=2.12"
+TORCHNP_CUDA=OFF "$PY" -m pip install -q --no-build-isolation --no-deps .
+cd /tmp  # import the installed package, not the source tree
+"$PY" - <<'PYEOF'
+import torch, torchnp, numpy as np
+i = torchnp.info()
+print(i)
+assert torch.version.cuda, "expected a CUDA build of torch"
+assert i.engine == "native", i.fallback_reason
+t = torch.arange(12.0).reshape(3, 4)
+assert np.array_equal(torchnp.to_numpy(t.T, dtype=np.float16, order="C"), t.numpy().T.astype(np.float16))
+print("torchnp CPU build OK against torch", torch.__version__)
+PYEOF

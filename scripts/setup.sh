@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (or reuse) .venv with torch, the build tools and test tools, then build and install
+# torchnp into it. Idempotent. TORCH_SPEC picks the torch (default: torch==2.13.0, the CPU build
+# that installs from local disk on the development machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --upgrade pip
+"$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes \
+  "scikit-build-core>=0.10" "cmake>=3.26" ninja "pybind11>=2.12" \
+  pytest hypothesis matplotlib
+# Without isolation, so that the extension links the torch installed above (BUILD.md).
+"$PY" -m pip install -q --no-build-isolation --no-deps ${TORCHNP_PIP_ARGS:-} .

@@ -1,0 +1,35 @@
+"""Every behavioural test runs once per engine (native, python).
+
+Tests that are about one engine or none mark themselves ``@pytest.mark.single_engine``. With
+TORCHNP_ENGINE=python the native runs are skipped (that run checks the forced fallback).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from torchnp import _engines
+
+ENGINES = ("native", "python")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "single_engine: run once, not once per engine")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("single_engine") is None:
+        metafunc.fixturenames.append("engine")
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest):
+    name = request.param
+    if name == "native" and os.environ.get(_engines.ENGINE_ENV, "").lower() == "python":
+        pytest.skip("TORCHNP_ENGINE=python forces the Python engine")
+    previous = _engines.use(name)
+    yield name
+    _engines.restore(previous)
