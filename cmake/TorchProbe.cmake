@@ -10,6 +10,7 @@ print("libdir=" + os.path.join(os.path.dirname(torch.__file__), "lib"))
 print("abi=%d" % int(torch._C._GLIBCXX_USE_CXX11_ABI))
 print("version=" + ".".join(torch.__version__.split("+")[0].split(".")[:2]))
 print("cuda=" + (torch.version.cuda or ""))
+print("versionfile=" + os.path.join(os.path.dirname(torch.__file__), "version.py"))
 ]=]
   OUTPUT_VARIABLE _probe
   RESULT_VARIABLE _probe_rc
@@ -28,7 +29,10 @@ _torchnp_probe_field(libdir _torch_lib)
 _torchnp_probe_field(abi _abi)
 _torchnp_probe_field(version TORCHNP_TORCH_VERSION)
 _torchnp_probe_field(cuda TORCHNP_TORCH_CUDA)
+_torchnp_probe_field(versionfile _torch_version_file)
 string(REPLACE "|" ";" _torch_includes "${_torch_includes}")
+# Re-run this probe (and so rebuild against the new headers) whenever torch is reinstalled.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_torch_version_file}")
 message(STATUS "torchnp: torch ${TORCHNP_TORCH_VERSION} (CUDA '${TORCHNP_TORCH_CUDA}'), "
                "lib ${_torch_lib}, C++11 ABI ${_abi}")
 

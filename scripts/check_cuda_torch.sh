@@ -11,7 +11,9 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
 "$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes "scikit-build-core>=0.10" "cmake>=3.26" \
   ninja "pybind11>=2.12"
-TORCHNP_CUDA=OFF "$PY" -m pip install -q --no-build-isolation --no-deps .
+# Its own build folder: objects compiled against another torch must never be reused.
+TORCHNP_CUDA=OFF "$PY" -m pip install -q --no-build-isolation --no-deps \
+  -C build-dir=build/cuda-torch .
 cd /tmp  # import the installed package, not the source tree
 "$PY" - <<'PYEOF'
 import torch, torchnp, numpy as np

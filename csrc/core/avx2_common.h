@@ -1,0 +1,35 @@
+// Small AVX2 helpers shared by the *_avx2.cpp files (compiled with -mavx2 only there).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace torchnp::core::avx2 {
+
+inline __m256i loadu(const char* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline __m128i loadu128(const char* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+inline void storeu(char* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+inline void storeu128(char* p, __m128i v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
+}
+
+// Low byte of each of the 16 int32 lanes of a and b, in order a0..a7 b0..b7 (truncation, as a
+// C cast int32 -> int8/uint8 does).
+inline __m128i low_bytes_x16(__m256i a, __m256i b) {
+  const __m256i pick =
+      _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i ab = _mm256_unpacklo_epi32(_mm256_shuffle_epi8(a, pick),
+                                           _mm256_shuffle_epi8(b, pick));
+  // lane 0: a0-3 b0-3, lane 1: a4-7 b4-7
+  const __m128i x =
+      _mm_unpacklo_epi64(_mm256_castsi256_si128(ab), _mm256_extracti128_si256(ab, 1));
+  return _mm_shuffle_epi32(x, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+}  // namespace torchnp::core::avx2

@@ -1,0 +1,234 @@
+// Element types as stored in memory, unaligned/byte-swapped loads and stores, and the
+// element cast cast<D>(S) that every kernel uses (NumPy's unsafe cast, see numeric.h).
+//
+// Included inside a per-ISA namespace, like numeric.h.
+#pragma once
+
+#include <cstring>
+#include <type_traits>
+
+#include "copy.h"
+#include "numeric.h"
+
+namespace torchnp::core::TORCHNP_ISA {
+
+struct Bool {
+  uint8_t v;
+};
+struct Half {
+  uint16_t v;
+};
+struct BF16 {
+  uint16_t v;
+};
+template <F8Kind K>
+struct F8 {
+  uint8_t v;
+};
+struct C32 {
+  Half re, im;
+};
+struct C64 {
+  float re, im;
+};
+struct C128 {
+  double re, im;
+};
+
+// ScalarType code -> C++ type.
+template <ScalarType T>
+struct TypeOf;
+#define TORCHNP_TYPE_OF(code, type) \
+  template <>                       \
+  struct TypeOf<ScalarType::code> { \
+    using type_t = type;            \
+  };
+TORCHNP_TYPE_OF(kBool, Bool)
+TORCHNP_TYPE_OF(kInt8, int8_t)
+TORCHNP_TYPE_OF(kInt16, int16_t)
+TORCHNP_TYPE_OF(kInt32, int32_t)
+TORCHNP_TYPE_OF(kInt64, int64_t)
+TORCHNP_TYPE_OF(kUInt8, uint8_t)
+TORCHNP_TYPE_OF(kUInt16, uint16_t)
+TORCHNP_TYPE_OF(kUInt32, uint32_t)
+TORCHNP_TYPE_OF(kUInt64, uint64_t)
+TORCHNP_TYPE_OF(kFloat16, Half)
+TORCHNP_TYPE_OF(kBFloat16, BF16)
+TORCHNP_TYPE_OF(kFloat32, float)
+TORCHNP_TYPE_OF(kFloat64, double)
+TORCHNP_TYPE_OF(kComplex32, C32)
+TORCHNP_TYPE_OF(kComplex64, C64)
+TORCHNP_TYPE_OF(kComplex128, C128)
+TORCHNP_TYPE_OF(kFloat8_e4m3fn, F8<F8Kind::kE4M3FN>)
+TORCHNP_TYPE_OF(kFloat8_e5m2, F8<F8Kind::kE5M2>)
+TORCHNP_TYPE_OF(kFloat8_e4m3fnuz, F8<F8Kind::kE4M3FNUZ>)
+TORCHNP_TYPE_OF(kFloat8_e5m2fnuz, F8<F8Kind::kE5M2FNUZ>)
+TORCHNP_TYPE_OF(kFloat8_e8m0fnu, F8<F8Kind::kE8M0FNU>)
+#undef TORCHNP_TYPE_OF
+
+template <class T>
+inline constexpr bool kIsInt = std::is_integral_v<T>;
+template <class T>
+inline constexpr bool kIsComplex =
+    std::is_same_v<T, C32> || std::is_same_v<T, C64> || std::is_same_v<T, C128>;
+template <class T>
+struct IsF8 : std::false_type {};
+template <F8Kind K>
+struct IsF8<F8<K>> : std::true_type {
+  static constexpr F8Kind kKind = K;
+};
+template <class T>
+inline constexpr bool kIsF8 = IsF8<T>::value;
+
+// ---- memory access -------------------------------------------------------------------------
+
+template <class T>
+inline T load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+template <class T>
+inline void store(char* p, T v) {
+  std::memcpy(p, &v, sizeof(T));
+}
+
+// Reverses the bytes of each component (a complex number swaps its two parts separately,
+// like NumPy's '>c8').
+template <class T>
+inline T byteswap(T v) {
+  constexpr size_t part = kIsComplex<T> ? sizeof(T) / 2 : sizeof(T);
+  if constexpr (part == 1) {
+    return v;
+  } else {
+    unsigned char b[sizeof(T)];
+    std::memcpy(b, &v, sizeof(T));
+    for (size_t p = 0; p < sizeof(T); p += part) {
+      for (size_t i = 0; i < part / 2; ++i) {
+        unsigned char t = b[p + i];
+        b[p + i] = b[p + part - 1 - i];
+        b[p + part - 1 - i] = t;
+      }
+    }
+    std::memcpy(&v, b, sizeof(T));
+    return v;
+  }
+}
+
+// ---- scalar views --------------------------------------------------------------------------
+
+template <class S>
+inline float to_f32(S x) {
+  if constexpr (std::is_same_v<S, Bool>) {
+    return x.v != 0 ? 1.0f : 0.0f;
+  } else if constexpr (kIsInt<S> || std::is_same_v<S, float> || std::is_same_v<S, double>) {
+    return static_cast<float>(x);  // one correctly rounded conversion
+  } else if constexpr (std::is_same_v<S, Half>) {
+    return f16_to_f32(x.v);
+  } else if constexpr (std::is_same_v<S, BF16>) {
+    return bf16_to_f32(x.v);
+  } else {
+    static_assert(kIsF8<S>);
+    return f8_to_f32(IsF8<S>::kKind, x.v);
+  }
+}
+
+template <class S>
+inline double to_f64(S x) {
+  if constexpr (std::is_same_v<S, Bool>) {
+    return x.v != 0 ? 1.0 : 0.0;
+  } else if constexpr (kIsInt<S> || std::is_same_v<S, float> || std::is_same_v<S, double>) {
+    return static_cast<double>(x);
+  } else {
+    return static_cast<double>(to_f32(x));  // exact for every narrow float
+  }
+}
+
+template <class S>
+inline bool to_bool(S x) {
+  if constexpr (std::is_same_v<S, Bool>) {
+    return x.v != 0;
+  } else if constexpr (kIsInt<S>) {
+    return x != 0;
+  } else if constexpr (std::is_same_v<S, Half> || std::is_same_v<S, BF16>) {
+    return (x.v & 0x7fffu) != 0;  // NaN is true, +-0 false
+  } else if constexpr (std::is_same_v<S, float> || std::is_same_v<S, double>) {
+    return !(x == 0);  // NaN -> true
+  } else if constexpr (kIsComplex<S>) {
+    return to_bool(x.re) || to_bool(x.im);
+  } else {
+    static_assert(kIsF8<S>);
+    if constexpr (IsF8<S>::kKind == F8Kind::kE8M0FNU) {
+      return true;  // e8m0 has no zero
+    } else if constexpr (IsF8<S>::kKind == F8Kind::kE4M3FNUZ ||
+                         IsF8<S>::kKind == F8Kind::kE5M2FNUZ) {
+      return x.v != 0;  // 0x80 is NaN, hence true
+    } else {
+      return (x.v & 0x7fu) != 0;
+    }
+  }
+}
+
+// ---- the element cast ----------------------------------------------------------------------
+
+template <class D, class S>
+inline D cast(S x) {
+  if constexpr (std::is_same_v<D, S>) {
+    return x;
+  } else if constexpr (std::is_same_v<D, Bool>) {
+    return Bool{static_cast<uint8_t>(to_bool(x))};
+  } else if constexpr (kIsComplex<S> && !kIsComplex<D>) {
+    return cast<D>(x.re);  // NumPy drops the imaginary part
+  } else if constexpr (std::is_same_v<S, Bool>) {
+    return cast<D>(static_cast<uint8_t>(x.v != 0));
+  } else if constexpr (kIsInt<D>) {
+    if constexpr (kIsInt<S>) {
+      return static_cast<D>(x);  // two's complement wrap-around (well defined in C++20)
+    } else if constexpr (kIsF8<S>) {
+      return f8_float_to_int<D>(to_f32(x));
+    } else if constexpr (std::is_same_v<S, Half> && std::is_same_v<D, uint32_t>) {
+      return half_to_uint32(to_f64(x));
+    } else {
+      return float_to_int<D>(to_f64(x));
+    }
+  } else if constexpr (std::is_same_v<D, float>) {
+    return to_f32(x);
+  } else if constexpr (std::is_same_v<D, double>) {
+    return to_f64(x);
+  } else if constexpr (std::is_same_v<D, Half>) {
+    if constexpr (std::is_same_v<S, double>) {
+      return Half{f64_to_f16(x)};  // NumPy rounds double -> half directly
+    } else {
+      return Half{f32_to_f16(to_f32(x))};
+    }
+  } else if constexpr (std::is_same_v<D, BF16>) {
+    return BF16{f32_to_bf16(to_f32(x))};  // ml_dtypes goes through float (double rounding)
+  } else if constexpr (kIsF8<D>) {
+    return D{f32_to_f8(IsF8<D>::kKind, to_f32(x))};  // ml_dtypes goes through float
+  } else if constexpr (std::is_same_v<D, C32>) {
+    if constexpr (kIsComplex<S>) {
+      return C32{cast<Half>(static_cast<float>(to_f32(x.re))),
+                 cast<Half>(static_cast<float>(to_f32(x.im)))};
+    } else if constexpr (std::is_same_v<S, Half>) {
+      return C32{x, Half{0}};
+    } else {
+      return C32{Half{f32_to_f16(to_f32(x))}, Half{0}};  // ml_dtypes: through float
+    }
+  } else if constexpr (std::is_same_v<D, C64>) {
+    if constexpr (kIsComplex<S>) {
+      return C64{to_f32(x.re), to_f32(x.im)};
+    } else {
+      return C64{to_f32(x), 0.0f};
+    }
+  } else {
+    static_assert(std::is_same_v<D, C128>);
+    if constexpr (kIsComplex<S>) {
+      return C128{to_f64(x.re), to_f64(x.im)};
+    } else {
+      return C128{to_f64(x), 0.0};
+    }
+  }
+}
+
+}  // namespace torchnp::core::TORCHNP_ISA

@@ -1,0 +1,83 @@
+// Run-time choice of the kernel set: the best one this CPU supports, unless TORCHNP_CPU
+// (read once, lazily) or set_cpu_variant says otherwise.
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "kernels.h"
+
+namespace torchnp::core {
+namespace {
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  // F16C and FMA come with every AVX2 CPU we target, but check them: the avx2 file uses both.
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+         __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+const KernelSet* variant_by_name(const std::string& name) {
+  if (name.empty()) {
+    const KernelSet* avx2 = avx2_kernels();
+    return (avx2 != nullptr && cpu_has_avx2()) ? avx2 : &baseline_kernels();
+  }
+  if (name == "baseline") return &baseline_kernels();
+  if (name == "avx2") {
+    const KernelSet* avx2 = avx2_kernels();
+    if (avx2 == nullptr) throw std::invalid_argument("torchnp: the avx2 kernels were not compiled in");
+    if (!cpu_has_avx2()) throw std::invalid_argument("torchnp: this CPU does not support avx2");
+    return avx2;
+  }
+  throw std::invalid_argument("torchnp: unknown CPU variant '" + name +
+                              "' (expected baseline, avx2 or empty)");
+}
+
+std::atomic<const KernelSet*> g_active{nullptr};
+std::once_flag g_env_once;
+
+void init_from_env() {
+  std::call_once(g_env_once, [] {
+    const char* env = std::getenv("TORCHNP_CPU");
+    const KernelSet* ks = nullptr;
+    try {
+      ks = variant_by_name(env ? std::string(env) : std::string());
+    } catch (const std::invalid_argument&) {
+      // An unusable TORCHNP_CPU must not make every copy throw: fall back to the best
+      // supported variant; set_cpu_variant reports the error to callers that ask.
+      ks = variant_by_name("");
+    }
+    const KernelSet* expected = nullptr;
+    g_active.compare_exchange_strong(expected, ks);
+  });
+}
+
+}  // namespace
+
+const KernelSet& active_kernels() {
+  const KernelSet* ks = g_active.load(std::memory_order_acquire);
+  if (ks == nullptr) {
+    init_from_env();
+    ks = g_active.load(std::memory_order_acquire);
+  }
+  return *ks;
+}
+
+std::vector<std::string> compiled_cpu_variants() {
+  std::vector<std::string> out{"baseline"};
+  if (avx2_kernels() != nullptr) out.emplace_back("avx2");
+  return out;
+}
+
+std::string active_cpu_variant() { return active_kernels().name; }
+
+void set_cpu_variant(const std::string& name) {
+  const KernelSet* ks = variant_by_name(name);
+  init_from_env();  // so that a later first use does not override this choice
+  g_active.store(ks, std::memory_order_release);
+}
+
+}  // namespace torchnp::core

@@ -1,0 +1,101 @@
+// Portable loop templates and the code that fills a KernelSet from them. Each kernel
+// translation unit includes this inside its own ISA namespace, so the compiler can
+// auto-vectorise the same source for each instruction set; hand-written loops then replace
+// table entries where they are faster.
+#pragma once
+
+#include <utility>
+
+#include "cast.h"
+#include "kernels.h"
+
+namespace torchnp::core::TORCHNP_ISA {
+
+template <class S, class D>
+void strided_loop(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) store<D>(dst + k * ds, cast<D>(load<S>(src + k * ss)));
+}
+
+// Same loop with compile-time unit strides, so that the compiler can vectorise it.
+template <class S, class D>
+void contig_loop(const char* src, int64_t, char* dst, int64_t, int64_t n) {
+  constexpr int64_t es = sizeof(S), ed = sizeof(D);
+  for (int64_t k = 0; k < n; ++k) store<D>(dst + k * ed, cast<D>(load<S>(src + k * es)));
+}
+
+// Blocked transpose: a tile of kTile x kTile elements keeps both the strided reads and the
+// contiguous writes inside L1.
+template <class S, class D>
+void transpose_loop(const char* src, int64_t ss_j, char* dst, int64_t ds_i, int64_t ni,
+                    int64_t nj) {
+  constexpr int64_t kTile = 32;
+  constexpr int64_t es = sizeof(S), ed = sizeof(D);
+  for (int64_t i0 = 0; i0 < ni; i0 += kTile) {
+    const int64_t i1 = i0 + kTile < ni ? i0 + kTile : ni;
+    for (int64_t j0 = 0; j0 < nj; j0 += kTile) {
+      const int64_t j1 = j0 + kTile < nj ? j0 + kTile : nj;
+      for (int64_t i = i0; i < i1; ++i) {
+        const char* s = src + i * es;
+        char* d = dst + i * ds_i;
+        for (int64_t j = j0; j < j1; ++j) store<D>(d + j * ed, cast<D>(load<S>(s + j * ss_j)));
+      }
+    }
+  }
+}
+
+template <class P, int kParts>
+struct SwapElem {
+  P part[kParts];
+};
+
+template <class P, int kParts>
+void swap_strided_loop(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
+  using E = SwapElem<P, kParts>;
+  for (int64_t k = 0; k < n; ++k) {
+    E e = load<E>(src + k * ss);
+    for (int q = 0; q < kParts; ++q) e.part[q] = byteswap(e.part[q]);
+    store<E>(dst + k * ds, e);
+  }
+}
+
+template <class P, int kParts>
+void swap_contig_loop(const char* src, int64_t, char* dst, int64_t, int64_t n) {
+  constexpr int64_t es = sizeof(P) * kParts;
+  swap_strided_loop<P, kParts>(src, es, dst, es, n);
+}
+
+template <int kS, int kD>
+void fill_pair(KernelSet& ks) {
+  using S = typename TypeOf<static_cast<ScalarType>(kS)>::type_t;
+  using D = typename TypeOf<static_cast<ScalarType>(kD)>::type_t;
+  ks.strided[kS][kD] = &strided_loop<S, D>;
+  ks.contig[kS][kD] = &contig_loop<S, D>;
+  ks.transpose[kS][kD] = &transpose_loop<S, D>;
+}
+
+template <int kS, int... kD>
+void fill_row(KernelSet& ks, std::integer_sequence<int, kD...>) {
+  (fill_pair<kS, kD>(ks), ...);
+}
+
+template <int... kS>
+void fill_all(KernelSet& ks, std::integer_sequence<int, kS...>) {
+  (fill_row<kS>(ks, std::make_integer_sequence<int, kNumTypes>{}), ...);
+}
+
+template <class P>
+void fill_swap(KernelSet& ks, int log2_part) {
+  ks.swap_strided[log2_part - 1][0] = &swap_strided_loop<P, 1>;
+  ks.swap_strided[log2_part - 1][1] = &swap_strided_loop<P, 2>;
+  ks.swap_contig[log2_part - 1][0] = &swap_contig_loop<P, 1>;
+  ks.swap_contig[log2_part - 1][1] = &swap_contig_loop<P, 2>;
+}
+
+inline void fill_portable(KernelSet& ks) {
+  fill_all(ks, std::make_integer_sequence<int, kNumTypes>{});
+  fill_swap<uint16_t>(ks, 1);
+  fill_swap<uint32_t>(ks, 2);
+  fill_swap<uint64_t>(ks, 3);
+}
+
+}  // namespace torchnp::core::TORCHNP_ISA

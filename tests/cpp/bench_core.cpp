@@ -1,0 +1,105 @@
+// Micro-benchmark of csrc/core on the PERFORMANCE.md cases (warm destination, median of 7).
+// GB/s counts bytes read + bytes written. Usage: bench_core [threads] [variant]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "copy.h"
+
+using namespace torchnp::core;
+
+namespace {
+
+ParallelFor threaded_for(int nthreads) {
+  return [nthreads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
+    const int64_t tasks = std::min<int64_t>(nthreads, std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+    if (tasks <= 1) {
+      body(0, n);
+      return;
+    }
+    std::vector<std::thread> ts;
+    const int64_t per = (n + tasks - 1) / tasks;
+    for (int64_t t = 1; t < tasks; ++t) {
+      const int64_t b = t * per, e = std::min(n, b + per);
+      if (b < e) ts.emplace_back([&body, b, e] { body(b, e); });
+    }
+    body(0, std::min(n, per));
+    for (auto& th : ts) th.join();
+  };
+}
+
+struct Case {
+  std::string name;
+  std::vector<int64_t> shape, sstr, dstr;  // strides in elements
+  ScalarType st, dt;
+  bool sswap = false;
+};
+
+double run(const Case& c, int threads) {
+  const int64_t es = itemsize(c.st), ed = itemsize(c.dt);
+  int64_t n = 1;
+  for (auto s : c.shape) n *= s;
+  std::vector<char> src(n * es + 64), dst(n * ed + 64);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>(i * 7 + (i >> 9));
+  Operand so, dop;
+  so.data = src.data();
+  so.dtype = c.st;
+  so.byteswapped = c.sswap;
+  dop.data = dst.data();
+  dop.dtype = c.dt;
+  for (auto s : c.sstr) so.strides.push_back(s * es);
+  for (auto s : c.dstr) dop.strides.push_back(s * ed);
+  ParallelFor pf = threaded_for(threads);
+  CopyPlan plan = plan_copy(c.shape, dop, so);
+  execute(plan, pf);  // warm-up, touches the destination
+  std::vector<double> t;
+  for (int r = 0; r < 7; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    execute(plan, pf);
+    auto t1 = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double>(t1 - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  const double gbs = static_cast<double>(n * (es + ed)) / t[3] / 1e9;
+  std::printf("  %-34s %-40s %7.2f ms %6.2f GB/s\n", c.name.c_str(), plan.kernel.c_str(),
+              t[3] * 1e3, gbs);
+  return gbs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+  if (argc > 2) set_cpu_variant(argv[2]);
+  std::printf("threads %d, variant %s\n", threads, active_cpu_variant().c_str());
+  const int64_t M = 16 << 20;
+  using ST = ScalarType;
+  const int64_t N = 8192, C = 3, HW = 224 * 224, B = 64;
+  std::vector<Case> cases = {
+      {"copy f32 64MiB", {M}, {1}, {1}, ST::kFloat32, ST::kFloat32},
+      {"f64->f32", {M}, {1}, {1}, ST::kFloat64, ST::kFloat32},
+      {"f32->f64", {M}, {1}, {1}, ST::kFloat32, ST::kFloat64},
+      {"bf16->f32", {M}, {1}, {1}, ST::kBFloat16, ST::kFloat32},
+      {"f32->bf16", {M}, {1}, {1}, ST::kFloat32, ST::kBFloat16},
+      {"f16->f32", {M}, {1}, {1}, ST::kFloat16, ST::kFloat32},
+      {"f32->f16", {M}, {1}, {1}, ST::kFloat32, ST::kFloat16},
+      {">f32->f32 (byte swap)", {M}, {1}, {1}, ST::kFloat32, ST::kFloat32, true},
+      {"f32->u8", {M}, {1}, {1}, ST::kFloat32, ST::kUInt8},
+      {"transpose f32 8192^2", {N, N}, {1, N}, {N, 1}, ST::kFloat32, ST::kFloat32},
+      {"NCHW->NHWC f32 (64,3,224,224)", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1},
+       ST::kFloat32, ST::kFloat32},
+      {"NCHW f32->NHWC u8", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1}, ST::kFloat32,
+       ST::kUInt8},
+      {"NHWC->NCHW f32", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kFloat32,
+       ST::kFloat32},
+      {"permute 4-D f32 (0,2,1,3) 64x64x64x64", {64, 64, 64, 64}, {64 * 64 * 64, 64, 64 * 64, 1},
+       {64 * 64 * 64, 64 * 64, 64, 1}, ST::kFloat32, ST::kFloat32},
+  };
+  for (const auto& c : cases) run(c, threads);
+  return 0;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds and runs the torch-free C++ tests of csrc/core.
+#   tests/cpp/build.sh            release build (-O2), run tests
+#   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
+#   BUILD_DIR=... to choose where (default /tmp/torchnp_cpp_<mode>), NO_RUN=1 to only build.
+set -euo pipefail
+mode=${1:-release}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${BUILD_DIR:-/tmp/torchnp_cpp_$mode}
+oracle=${ORACLE:-/tmp/torchnp_oracle.bin}
+san=OFF
+btype=Release
+if [[ $mode == asan ]]; then san=ON; btype=RelWithDebInfo; fi
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$btype -DTORCHNP_SANITIZE=$san \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O2" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+cmake --build "$build"
+if [[ -n ${NO_RUN:-} ]]; then exit 0; fi
+if [[ ! -f $oracle ]]; then
+  python "$here/gen_oracle.py" "$oracle"
+fi
+"$build/test_core" "$oracle"
