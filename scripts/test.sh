@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# The whole test suite: the native engine must have loaded, then every test on both engines,
-# then every test again with the Python engine forced (TORCHNP_ENGINE=python).
+# The whole test suite:
+#  1. the torch-free C++ core tests, in a release and an ASan+UBSan build;
+#  2. the native engine must have loaded (a silent fallback to Python fails here);
+#  3. pytest: every behavioural test on both engines;
+#  4. pytest again with the Python engine forced (TORCHNP_ENGINE=python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${VENV:-.venv}/bin/python
-# Run from tests' parent with the installed package (never the source tree's python/ folder).
+VENV=${VENV:-.venv}
+PY=$VENV/bin/python
+export PATH="$PWD/$VENV/bin:$PATH"  # cmake, ninja and python with NumPy for the C++ tests
+
+bash tests/cpp/build.sh release
+bash tests/cpp/build.sh asan
+
 "$PY" -m torchnp info
 "$PY" - <<'PYEOF'
 import torchnp
 i = torchnp.info()
 assert i.engine == "native", f"native engine did not load: {i.fallback_reason}"
 PYEOF
+# Run against the installed package (never the source tree's python/ folder).
 "$PY" -m pytest -q -p no:cacheprovider tests "$@"
 TORCHNP_ENGINE=python "$PY" -m pytest -q -p no:cacheprovider tests "$@"

@@ -24,12 +24,17 @@ def _demo() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        # bench parses its own options (argparse.REMAINDER in a subparser drops leading "--x").
+        from torchnp.bench import main as bench_main
+
+        return bench_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m torchnp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="engine, versions, build facts, CPU kernels, threads")
     sub.add_parser("demo", help="a few conversions torch's built-ins cannot do in one call")
-    bench = sub.add_parser("bench", help="the performance benchmark (see README)")
-    bench.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("bench", help="the performance benchmark: python -m torchnp bench --help")
     ns = parser.parse_args(argv)
     if ns.command == "info":
         import torchnp
@@ -37,10 +42,6 @@ def main(argv: list[str] | None = None) -> int:
         print(torchnp.info())
     elif ns.command == "demo":
         _demo()
-    elif ns.command == "bench":
-        from torchnp.bench import main as bench_main
-
-        return bench_main(ns.args)
     return 0
 
 

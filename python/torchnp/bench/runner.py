@@ -1,0 +1,180 @@
+"""Run the cases: warm up, check every way agrees with torchnp, time, and compute the ratios."""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+import torchnp
+from torchnp import _engines
+from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Case, Sizes, Way
+from torchnp.bench.report import format_seconds
+from torchnp.bench.timing import MIN_SAMPLE_S, CopyLimit, calibrate_inner, time_interleaved
+
+# Two arrays of this size are copied for the limit: far past any last-level cache, and past
+# glibc 2.36's switch (at 16× its non-temporal threshold, ~192 MiB on the 2-core development
+# machine) to a 4-page-interleaved non-temporal memcpy that ran 1.7× faster there (30 vs 17 GB/s
+# at 64 MiB): the limit is what the memory system can do, not what a smaller memcpy happens to.
+LIMIT_ARRAY_BYTES = 256 << 20
+_LIMIT_KEY = "\0limit"  # never a way's label
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _as_array(result: object) -> np.ndarray:
+    if isinstance(result, torch.Tensor):
+        return result.numpy()
+    return np.asarray(result)
+
+
+def _agrees(reference: object, other: object) -> bool:
+    a, b = _as_array(reference), _as_array(other)
+    return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def _best(
+    ways: Sequence[Way], seconds: dict[str, float], kind: str
+) -> tuple[str | None, float | None]:
+    mine = [w.label for w in ways if w.kind == kind]
+    if not mine:
+        return None, None
+    label = min(mine, key=seconds.__getitem__)
+    return label, seconds[label]
+
+
+def _warm_up(ways: Sequence[Way]) -> tuple[float, str | None, list[str]]:
+    """Call each way once: torchnp's first call time, its kernel, and the ways that disagree."""
+    engine = _engines.active()
+    if hasattr(engine, "last_kernel"):
+        engine.last_kernel = None  # a zero-copy call runs no kernel; don't report a stale one
+    start = time.perf_counter()
+    reference = ways[0].fn()
+    first_s = time.perf_counter() - start
+    kernel = getattr(engine, "last_kernel", None)
+    disagree = [w.label for w in ways[1:] if not _agrees(reference, w.fn())]
+    return first_s, kernel, disagree
+
+
+def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit) -> dict:
+    """Time one case, with the limit copy taking its turn among the ways; the case's record."""
+    prepared = case.prepare(sizes)
+    ways = prepared.ways
+    assert ways[0].kind == TORCHNP
+    first_s, kernel, disagree = _warm_up(ways)
+    inner = 1 if first_s >= MIN_SAMPLE_S else calibrate_inner(ways[0].fn)
+    timed = {w.label: (w.fn, inner) for w in ways}
+    timed[_LIMIT_KEY] = (limit.fn, limit.inner)
+    seconds = time_interleaved(timed, repeat)
+    limit_bps = limit.bytes_moved / seconds.pop(_LIMIT_KEY)
+    mine = seconds[ways[0].label]
+    torch_way, torch_s = _best(ways, seconds, TORCH)
+    numpy_way, numpy_s = _best(ways, seconds, NUMPY)
+    baseline, baseline_s = min(
+        ((w, s) for w, s in ((torch_way, torch_s), (numpy_way, numpy_s)) if s is not None),
+        key=lambda pair: pair[1],
+    )
+    moved = prepared.bytes_moved
+    return {
+        "name": case.name,
+        "summary": case.summary,
+        "bytes": moved,
+        "torchnp_way": ways[0].label,
+        "torchnp_s": mine,
+        "baseline": baseline,
+        "baseline_s": baseline_s,
+        "torch_way": torch_way,
+        "torch_s": torch_s,
+        "numpy_way": numpy_way,
+        "numpy_s": numpy_s,
+        "speedup": baseline_s / mine,
+        "speedup_torch": None if torch_s is None else torch_s / mine,
+        "speedup_numpy": None if numpy_s is None else numpy_s / mine,
+        "gbps": moved / mine / 1e9 if moved else None,
+        "of_limit": moved / mine / limit_bps if moved else None,
+        "limit_gbps": limit_bps / 1e9,
+        "per_call": prepared.per_call,
+        "calls_per_sample": inner,
+        "kernel": kernel,
+        "agrees": not disagree,
+        "disagreeing_ways": disagree,
+        "ways_s": seconds,
+    }
+
+
+def _progress(index: int, total: int, record: dict, elapsed: float) -> str:
+    mine, base = record["torchnp_s"], record["baseline_s"]
+    limit = "" if record["of_limit"] is None else f", {record['of_limit']:.2f} of limit"
+    limit += f" ({record['limit_gbps']:.1f} GB/s)"
+    flag = (
+        "" if record["agrees"] else "  RESULTS DISAGREE: " + "; ".join(record["disagreeing_ways"])
+    )
+    return (
+        f"[{index}/{total}] {record['name']}: torchnp {format_seconds(mine)}, "
+        f"{record['baseline']} {format_seconds(base)} -> {record['speedup']:.2f}x{limit} "
+        f"({elapsed:.1f} s){flag}"
+    )
+
+
+def run_benchmark(
+    cases: Sequence[Case],
+    sizes: Sizes,
+    profile: str,
+    repeat: int,
+    limit_bytes: int = LIMIT_ARRAY_BYTES,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> dict:
+    """Measure the copy limit, then every case; the whole report as a JSON-ready dict."""
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    limit = CopyLimit(limit_bytes, threads, repeat)
+    log(f"limit: {limit.method}, {threads} threads, timed with every case")
+    records = []
+    try:
+        for index, case in enumerate(cases, 1):
+            gc.collect()  # the previous case's arrays are gone before this one allocates
+            records.append(run_case(case, sizes, repeat, limit))
+            log(_progress(index, len(cases), records[-1], time.perf_counter() - start))
+    finally:
+        limit.close()
+    per_case = [r["limit_gbps"] for r in records]
+    about = torchnp.info()
+    return {
+        "limit_gbps": statistics.median(per_case),
+        "threads": threads,
+        "engine": about.engine,
+        "cpu_variant": about.cpu_variant,
+        "fallback_reason": about.fallback_reason,
+        "torchnp_version": about.torchnp_version,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "profile": profile,
+        "repeat": repeat,
+        "limit": {
+            "method": limit.method,
+            "array_bytes": limit.array_bytes,
+            "threads": threads,
+            "first_gbps": limit.first_gbps,
+            "per_case_min_gbps": min(per_case),
+            "per_case_max_gbps": max(per_case),
+        },
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count()},
+        "wall_s": time.perf_counter() - start,
+        "cases": records,
+    }

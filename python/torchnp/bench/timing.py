@@ -1,0 +1,111 @@
+"""Timing primitives: interleaved medians, per-call loops for tiny work, and the copy limit."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# A sample shorter than this is dominated by timer resolution and loop overhead, so tiny work
+# is repeated inside one sample and reported per call.
+MIN_SAMPLE_S = 2e-3
+MAX_INNER = 100_000
+
+
+def calibrate_inner(fn: Callable[[], object], min_sample_s: float = MIN_SAMPLE_S) -> int:
+    """How many calls of `fn` one timed sample needs to last at least `min_sample_s`."""
+    inner = 1
+    while inner < MAX_INNER:
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        if time.perf_counter() - start >= min_sample_s:
+            break
+        inner *= 4
+    return min(inner, MAX_INNER)
+
+
+def _sample(fn: Callable[[], object], inner: int) -> float:
+    # A fresh output is freed after the clock stops (unmapping 256 MiB costs milliseconds that
+    # are not the conversion's) and before the next run allocates its own: never reused.
+    start = time.perf_counter()
+    if inner == 1:
+        result = fn()
+        elapsed = time.perf_counter() - start
+        del result
+        return elapsed
+    for _ in range(inner):
+        fn()  # tiny work: each result is dropped at once, inside the loop
+    return (time.perf_counter() - start) / inner
+
+
+def time_interleaved(
+    fns: Mapping[str, tuple[Callable[[], object], int]], repeat: int
+) -> dict[str, float]:
+    """Median seconds per call of each ``(function, calls per sample)``, taking turns so that
+    drift in the machine's speed hits all alike.
+
+    The callers have already warmed each function up (one untimed call).
+    """
+    samples: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeat):
+        for key, (fn, inner) in fns.items():
+            samples[key].append(_sample(fn, inner))
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+class CopyLimit:
+    """The yardstick: a large warm contiguous copy between two preallocated arrays.
+
+    Its speed drifts by 2× within a minute on a shared machine, so the harness times it
+    interleaved with every case (``fn``, ``inner``) rather than once. np.copyto runs on one
+    thread; with ``threads`` > 1 the copy is also tried split into that many slices copied by
+    as many Python threads (np.copyto releases the GIL), and the faster of the two is kept: a
+    kernel using every thread is judged against what every thread can copy.
+    """
+
+    def __init__(self, array_bytes: int, threads: int, repeat: int) -> None:
+        n = max(array_bytes // 8, 1)
+        self._src = np.ones(n, dtype=np.float64)
+        self._dst = np.zeros(n, dtype=np.float64)
+        self.array_bytes = self._src.nbytes
+        self.bytes_moved = 2 * self._src.nbytes
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+        ways = {"single": self._single}
+        if self._pool is not None:
+            ways["split"] = self._split
+        for fn in ways.values():
+            fn()  # touches both arrays: every page is mapped before timing
+        self.inner = calibrate_inner(self._single)
+        first = time_interleaved({k: (fn, self.inner) for k, fn in ways.items()}, repeat)
+        self.split = first.get("split", float("inf")) < first["single"]
+        self.fn: Callable[[], object] = self._split if self.split else self._single
+        self.method = (
+            f"np.copyto split over {threads} threads" if self.split else "np.copyto, one call"
+        ) + f", {self.array_bytes >> 20} MiB arrays, warm"
+        self.first_gbps = {k: self.bytes_moved / s / 1e9 for k, s in first.items()}
+
+    def _single(self) -> None:
+        np.copyto(self._dst, self._src)
+
+    def _split(self) -> None:
+        assert self._pool is not None
+        n = self._src.size
+        bounds = [n * i // self.threads for i in range(self.threads + 1)]
+        futures = [
+            self._pool.submit(np.copyto, self._dst[lo:hi], self._src[lo:hi])
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        for future in futures:
+            future.result()
+
+    def close(self) -> None:
+        """Stop the copy threads and free the arrays."""
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._src = self._dst = np.empty(0)

@@ -1,0 +1,136 @@
+"""Smoke test of the benchmark harness (``python -m torchnp bench``) on tiny sizes.
+
+It checks the harness, not the speed: every named case runs, every built-in way agrees with
+torchnp, and the JSON, Markdown and PNG outputs have the documented shape.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from torchnp import bench
+from torchnp.bench.cases import CASES
+
+pytestmark = pytest.mark.single_engine
+
+NAMES = [
+    "P1_copy_fresh",
+    "P1o_copy_out",
+    "P2_transpose_f32",
+    "P2o_transpose_f32_out",
+    "P3_nchw_to_nhwc_f32",
+    "P4_f64_to_f32",
+    "P5_bf16_to_f32",
+    "P6_f32_to_f16",
+    "P7_from_numpy_negstride",
+    "P8_from_numpy_bigendian",
+    "P9_nchw_f32_to_nhwc_u8",
+    "P10_tiny_zero_copy",
+]
+CASE_FIELDS = {
+    "name": str,
+    "bytes": int,
+    "torchnp_s": float,
+    "baseline": str,
+    "baseline_s": float,
+    "numpy_s": (float, type(None)),
+    "speedup": float,
+    "of_limit": (float, type(None)),
+}
+NO_NUMPY_WAY = {"P5_bf16_to_f32", "P10_tiny_zero_copy"}
+
+
+@pytest.fixture
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield threads
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]:
+    out = tmp_path_factory.mktemp("bench")
+    threads = torch.get_num_threads()
+    args = ["--tiny", "--threads", str(threads), "--json", str(out / "r.json")]
+    args += ["--markdown", str(out / "r.md"), "--plot", str(out / "r.png")]
+    try:
+        rc = bench.main(args)
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, "a built-in way disagreed with torchnp (see the progress lines)"
+    return json.loads((out / "r.json").read_text()), (out / "r.md").read_text(), out / "r.png"
+
+
+def test_every_named_case_is_defined() -> None:
+    assert [c.name for c in CASES] == NAMES
+
+
+def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
+    report, _, _ = full_run
+    assert report["limit_gbps"] > 0
+    assert report["threads"] == torch.get_num_threads()
+    assert report["engine"] in ("native", "python")
+    for key in ("cpu_variant", "torch_version", "numpy_version", "limit", "profile"):
+        assert key in report
+    assert [c["name"] for c in report["cases"]] == NAMES
+    for case in report["cases"]:
+        for field, kind in CASE_FIELDS.items():
+            assert isinstance(case[field], kind), (case["name"], field, case[field])
+        assert "kernel" in case
+        assert case["agrees"], case["disagreeing_ways"]
+        assert case["torchnp_s"] > 0 and case["baseline_s"] > 0
+        assert math.isclose(case["speedup"], case["baseline_s"] / case["torchnp_s"])
+        builtins = [s for s in (case["torch_s"], case["numpy_s"]) if s is not None]
+        assert case["baseline_s"] == min(builtins)
+        assert case["baseline"] in case["ways_s"]
+        assert (case["numpy_s"] is None) == (case["name"] in NO_NUMPY_WAY)
+        if case["bytes"]:
+            expected = case["bytes"] / case["torchnp_s"] / (case["limit_gbps"] * 1e9)
+            assert math.isclose(case["of_limit"], expected)
+        else:
+            assert case["of_limit"] is None
+
+
+def test_markdown_and_plot(full_run: tuple[dict, str, Path]) -> None:
+    _, table, png = full_run
+    for name in NAMES:
+        assert f"| {name} |" in table
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_case_filter(tmp_path: Path, keep_threads: int) -> None:
+    out = tmp_path / "r.json"
+    assert bench.main(["--tiny", "--cases", "P2,P10_tiny_zero_copy", "--json", str(out)]) == 0
+    names = [c["name"] for c in json.loads(out.read_text())["cases"]]
+    assert names == ["P2_transpose_f32", "P10_tiny_zero_copy"]
+    with pytest.raises(SystemExit):
+        bench.main(["--tiny", "--cases", "P99"])
+
+
+def test_command_line_passes_options_to_bench(keep_threads: int) -> None:
+    from torchnp.__main__ import main as cli
+
+    assert cli(["bench", "--tiny", "--cases", "P10"]) == 0
+
+
+def test_size_sweep_runs(tmp_path: Path, keep_threads: int) -> None:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sweep.py"
+    if not path.exists():
+        pytest.skip("benchmarks/sweep.py is not beside this tests folder")
+    spec = importlib.util.spec_from_file_location("torchnp_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "sweep.json"
+    args = ["--max-bytes", "4K", "--threads", "1", "--repeat", "1", "--limit-bytes", "1M"]
+    assert sweep.main([*args, "--json", str(out)]) == 0
+    points = json.loads(out.read_text())["points"]
+    assert {(p["op"], p["src_bytes"]) for p in points} == {
+        (op, size) for op in ("transpose", "cast") for size in (1024, 2048, 4096)
+    }
+    assert all(v > 0 for p in points for v in p["gbps"].values())
