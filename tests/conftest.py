@@ -25,6 +25,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("engine", ENGINES, indirect=True)
 
 
+@pytest.fixture(autouse=True)
+def _engine_for_every_test(request: pytest.FixtureRequest) -> None:
+    # Tests that do not name `engine` are parametrised over it too; make the switch happen.
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and "engine" in callspec.params:
+        request.getfixturevalue("engine")
+
+
 @pytest.fixture
 def engine(request: pytest.FixtureRequest):
     name = request.param

@@ -84,10 +84,27 @@ def is_integer(dt: np.dtype) -> bool:
     return native(dt).kind in "iu"
 
 
+_COMPLEX32 = np.dtype(ml_dtypes.complex32)
+
+
 def can_cast(src: np.dtype, dst: np.dtype) -> bool:
-    """Whether the oracle defines this cast at all (ml_dtypes 0.6 has no cast between
+    """Whether NumPy/ml_dtypes define this cast at all (ml_dtypes 0.6 has none between
     float8_e8m0fnu and the other float8 types or complex32)."""
     return bool(np.can_cast(src, dst, casting="unsafe"))
+
+
+def refusal(src: np.dtype, dst: np.dtype) -> str | None:
+    """The TypeError message (a regex) torchnp must raise for this cast, or None if it must
+    convert: ml_dtypes 0.6 has no cast between float8_e8m0fnu and the other float8 types or
+    complex32, and byte-swapped complex32 has no agreed layout (ml_dtypes swaps the whole
+    4 bytes, NumPy's complex types each part), so torchnp refuses it."""
+    if (src.newbyteorder("=") == _COMPLEX32 and not src.isnative) or (
+        dst.newbyteorder("=") == _COMPLEX32 and not dst.isnative
+    ):
+        return "byte-swapped complex32"
+    if not can_cast(src, dst):
+        return "no cast"
+    return None
 
 
 def exact_view(t: torch.Tensor) -> np.ndarray:
@@ -115,9 +132,17 @@ def values(t: torch.Tensor) -> np.ndarray:
 
 
 def cast(ref: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """NumPy's unsafe cast, without its ComplexWarning (tests check torchnp's warning apart)."""
+    """NumPy's unsafe cast, without its warnings (tests check torchnp's ComplexWarning apart).
+
+    One deliberate exception: complex32 -> bool uses NumPy's complex rule (True unless both
+    parts are ±0), as complex64 and torch do; ml_dtypes 0.6 truncates the real part to an
+    integer instead (0.5+0j and 1j give False), which torchnp treats as an ml_dtypes bug.
+    """
+    dtype = np.dtype(dtype)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        if dtype.kind == "b" and ref.dtype == _COMPLEX32:
+            return ref.astype(np.complex64).astype(dtype)
         return ref.astype(dtype)
 
 

@@ -60,8 +60,7 @@ def test_other_cuda_major_is_refused_with_reason():
 def test_faked_build_version_falls_back_at_import():
     # The real binary, with its recorded torch version faked before the loader reads it.
     code = (
-        FAKE_BUILD_VERSION +
-        "import torchnp\n"
+        FAKE_BUILD_VERSION + "import torchnp\n"
         "i = torchnp.info()\n"
         "print(i.engine); print(i.fallback_reason)\n"
     )
@@ -73,10 +72,7 @@ def test_faked_build_version_falls_back_at_import():
 
 
 def test_forcing_native_with_a_mismatched_binary_is_a_clear_import_error():
-    code = (
-        FAKE_BUILD_VERSION +
-        "import torchnp\n"
-    )
+    code = FAKE_BUILD_VERSION + "import torchnp\n"
     proc = _run(code, TORCHNP_ENGINE="native")
     assert proc.returncode != 0
     assert "ImportError: TORCHNP_ENGINE=native, but the native engine is unavailable" in proc.stderr

@@ -17,8 +17,10 @@ def _demo() -> None:
     a = torchnp.to_numpy(t.T, dtype=np.float16, order="C")
     print("to_numpy(t.T, dtype=float16, order='C'):\n", a, a.dtype, a.flags.c_contiguous)
     b = np.arange(6, dtype=">i4")[::-1]
-    print("from_numpy(big-endian, reversed int32, dtype=torch.float32):", torchnp.from_numpy(
-        b, dtype=torch.float32))
+    print(
+        "from_numpy(big-endian, reversed int32, dtype=torch.float32):",
+        torchnp.from_numpy(b, dtype=torch.float32),
+    )
     bf = torchnp.to_numpy(torch.tensor([1.5, -2.25], dtype=torch.bfloat16))
     print("bfloat16 tensor -> ml_dtypes array:", bf, bf.dtype)
 

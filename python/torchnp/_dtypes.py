@@ -93,6 +93,13 @@ def element_type_of_numpy(dt: np.dtype) -> tuple[ElementType, bool]:
     e = _BY_NUMPY.get(native)
     if e is None:
         raise _unsupported_numpy(dt)
+    if e.name == "complex32" and not dt.isnative:
+        # No convention to follow: ml_dtypes swaps the 4 bytes as one unit (imaginary part
+        # first), NumPy's complex types swap each part in place.
+        raise TypeError(
+            f"torchnp: byte-swapped complex32 ({dt.str}) is ambiguous (ml_dtypes swaps the whole "
+            "4-byte value, NumPy's complex types each part); use native byte order"
+        )
     return e, not dt.isnative
 
 

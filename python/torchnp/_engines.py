@@ -2,7 +2,8 @@
 
 An engine has one job: ``copyto(dst, src)`` where both are NumPy arrays of the same shape over
 raw memory (any strides, any supported element type and byte order, no overlap) and every
-element of ``dst`` becomes ``src``'s element cast exactly as ``src.astype(dst.dtype)`` would.
+element of ``dst`` becomes ``src``'s element cast exactly as ``src.astype(dst.dtype)`` would
+(one exception: complex32 -> bool follows NumPy's complex rule, see PythonEngine).
 Everything else (what to copy, where, whether at all) is policy and lives elsewhere.
 """
 
@@ -13,10 +14,13 @@ import os
 import warnings
 from typing import Protocol
 
+import ml_dtypes
 import numpy as np
 import torch
 
 from torchnp._dtypes import element_type_of_numpy
+
+_COMPLEX32 = np.dtype(ml_dtypes.complex32)
 
 
 class Engine(Protocol):
@@ -36,6 +40,13 @@ class PythonEngine:
         # engines must behave the same.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            if dst.dtype.kind == "b" and src.dtype == _COMPLEX32:
+                # ml_dtypes 0.6 casts complex32 -> bool through the real part truncated to an
+                # integer (0.5+0j and 1j give False); torchnp keeps NumPy's complex rule (True
+                # unless both parts are ±0), as complex64 and torch's .to(torch.bool) do.
+                halves = np.bitwise_and(src.view(np.uint32), 0x7FFF7FFF)  # drop both signs
+                np.not_equal(halves, 0, out=dst)
+                return
             np.copyto(dst, src, casting="unsafe")
 
 
@@ -84,8 +95,8 @@ def incompatibility(build: dict, torch_version: str, torch_cuda: str | None) -> 
     if built != running:
         return (
             f"torchnp._C was built for torch {built} but torch {torch_version} is running; "
-            "rebuild torchnp against this torch (pip install --no-build-isolation --force-reinstall "
-            "--no-deps torchnp)"
+            "rebuild torchnp against this torch (pip install --no-build-isolation "
+            "--force-reinstall --no-deps torchnp)"
         )
     if build.get("with_cuda"):
         built_cuda = build.get("cuda_version", "").split(".")[0]

@@ -39,12 +39,14 @@ def _normalised_strides(a: np.ndarray) -> tuple[int, ...]:
     # memory, so it may be anything, e.g. negative after `[::-1]`; replace such a stride by the
     # C-contiguous value so it never forces a copy, and keep every stride that is already fine.
     itemsize = a.dtype.itemsize
-    contiguous = np.empty(a.shape, dtype=np.uint8).strides  # C strides in units of itemsize
-    unused = [n == 1 or a.size == 0 for n in a.shape]
-    return tuple(
-        c * itemsize if dead and (s < 0 or s % itemsize) else s
-        for s, c, dead in zip(a.strides, contiguous, unused, strict=True)
-    )
+    strides = list(a.strides)
+    contiguous = itemsize
+    for d in reversed(range(a.ndim)):
+        dead = a.shape[d] == 1 or a.size == 0
+        if dead and (strides[d] < 0 or strides[d] % itemsize):
+            strides[d] = contiguous
+        contiguous *= max(a.shape[d], 1)
+    return tuple(strides)
 
 
 def _copy_reasons(

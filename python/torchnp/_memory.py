@@ -64,21 +64,41 @@ def _bytes_of(a: np.ndarray) -> np.ndarray:
 
 
 def memory_order_permutation(shape: Sequence[int], strides: Sequence[int]) -> list[int]:
-    """Dimension order from outermost to innermost by |stride| (NumPy's order='K'), stable."""
+    """Dimension order from outermost to innermost by |stride| (NumPy's order='K'), stable.
+
+    Unlike NumPy, broadcast dims (stride 0) go outermost: they have no memory order, and there
+    a copy of ``broadcast_to(row, (n, m))`` stays a streaming write with a C-ordered result
+    instead of a transposed one.
+    """
     dims = range(len(shape))
-    return sorted(dims, key=lambda d: (-abs(strides[d]) if shape[d] > 1 else 0, d))
+
+    def rank(d: int) -> float:
+        if shape[d] <= 1:
+            return 0.0
+        return -abs(strides[d]) if strides[d] else -float("inf")
+
+    return sorted(dims, key=lambda d: (rank(d), d))
 
 
 def empty_with_order(like: np.ndarray, dtype: np.dtype, order: str) -> np.ndarray:
     """A fresh NumPy array (NumPy's allocator: huge pages for large arrays) that owns its data,
     shaped like `like`, in `order`.
 
-    order 'K' lays the dims out in the memory order of `like` (NumPy's own 'K' rule, so a
+    order 'K' lays the dims out in the memory order of `like` (memory_order_permutation, so a
     transposed source gives an F-ordered result); 'C'/'F' as in NumPy.
     """
     if order in ("C", "F"):
         return np.empty(like.shape, dtype=dtype, order=order)
-    return np.empty_like(like, dtype=dtype, order="K", subok=False)
+    perm = memory_order_permutation(like.shape, like.strides)
+    if perm == sorted(perm):
+        return np.empty(like.shape, dtype=dtype)
+    # np.empty_like reads nothing but the prototype's shape and stride order, so a prototype
+    # over one byte with strides ranked like `perm` yields an owning array in that order.
+    ranks = [0] * like.ndim
+    for position, d in enumerate(perm):
+        ranks[d] = like.ndim - position
+    proto = np.lib.stride_tricks.as_strided(np.empty(1, np.uint8), like.shape, ranks)
+    return np.empty_like(proto, dtype=dtype, order="K", subok=False)
 
 
 def empty_tensor_with_order(

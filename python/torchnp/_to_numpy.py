@@ -32,7 +32,10 @@ def _readable(tensor: object) -> torch.Tensor:
             f"to_numpy cannot read a {tensor.layout} tensor; convert it with .to_dense()"
         )
     if tensor.device.type == "meta":
-        raise TypeError("to_numpy cannot read a meta tensor: it has no data (materialise it first)")
+        raise TypeError(
+            "to_numpy cannot read a meta tensor: it has no data; materialise it first "
+            "(e.g. module.to_empty(device='cpu') and load the weights)"
+        )
     if type(tensor) is not torch.Tensor:
         if torch._C._dispatch_keys(tensor).has(torch._C.DispatchKey.Python):
             raise TypeError(
@@ -45,21 +48,30 @@ def _readable(tensor: object) -> torch.Tensor:
 
 
 def _resolved_on_host(t: torch.Tensor) -> torch.Tensor:
-    """The tensor's values in fresh CPU memory (unless already there), conj/neg bits applied."""
-    try:
-        return t.resolve_conj().resolve_neg().cpu()
-    except NotImplementedError:
-        # torch has no kernel for some types (complex32 with both bits, float8 with the neg
-        # bit); apply NumPy's/ml_dtypes' conjugate and negative to the bit-free data instead.
-        conj, neg = t.is_conj(), t.is_neg()
-        plain = t.conj() if conj else t
-        plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
-        values = numpy_view_of_tensor(plain.cpu()).copy()
+    """The tensor's values in CPU memory, conj/neg bits applied: the tensor itself if it is on
+    the CPU without bits, else fresh memory.
+
+    The bits are applied with NumPy's conjugate/negative (IEEE sign flips), not torch's
+    resolve_conj/resolve_neg: torch's vectorised complex negation computes 0 - x and so turns
+    -0.0 into +0.0 on some layouts, and torch has no kernel at all for float8 negation or for
+    complex32 with both bits.
+    """
+    conj, neg = t.is_conj(), t.is_neg()
+    plain = t.conj() if conj else t  # a view of the same memory without the bit
+    plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
+    fresh = plain.device.type != "cpu"
+    if fresh:
+        plain = plain.cpu()  # the transfer is the copy; the bits are then applied in place
+    if not (conj or neg):
+        return plain
+    stored = numpy_view_of_tensor(plain)
+    values = stored if fresh else np.empty_like(stored, order="K", subok=False)
+    with np.errstate(all="ignore"):
         if conj:
-            np.conjugate(values, out=values)
+            np.conjugate(stored, out=values)
         if neg:
-            np.negative(values, out=values)
-        return tensor_of_numpy_view(values, t.dtype)
+            np.negative(values if conj else stored, out=values)
+    return tensor_of_numpy_view(values, t.dtype)
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
@@ -173,8 +185,8 @@ def to_numpy(
 
     staged = t.device.type != "cpu" or t.is_conj() or t.is_neg()
     if staged:
-        # One torch pass resolves the bits (on the device, where it is cheapest) and brings the
-        # data to host; a cast or layout change then runs in the engine as a second pass.
+        # One pass brings the data to host and/or applies the bits; a cast or layout change
+        # then runs in the engine as a second pass.
         t = _resolved_on_host(t)
     src = numpy_view_of_tensor(t)
     if out is not None:

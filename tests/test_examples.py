@@ -1,0 +1,58 @@
+"""The examples run, give the documented results, and write valid images."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_valid_png(path: Path) -> None:
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image.shape[2] in (3, 4)
+
+
+def test_linear_regression_fits_the_line(engine, tmp_path):
+    out = tmp_path / "fit.png"
+    slope, intercept = _load("linear_regression").main(out)
+    assert slope == pytest.approx(2.0, abs=0.1)
+    assert intercept == pytest.approx(1.0, abs=0.1)
+    _assert_valid_png(out)
+
+
+@pytest.mark.single_engine
+def test_linear_regression_cli(tmp_path):
+    out = tmp_path / "cli.png"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "linear_regression.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"slope (\S+), intercept (\S+);", result.stdout)
+    assert found, result.stdout
+    assert float(found[1]) == pytest.approx(2.0, abs=0.1)
+    assert float(found[2]) == pytest.approx(1.0, abs=0.1)
+    _assert_valid_png(out)
