@@ -87,6 +87,20 @@ def _unsupported_numpy(dt: np.dtype) -> TypeError:
     return TypeError(f"torchnp: dtype {dt} has no tensor equivalent: {hint}")
 
 
+_CORE_CODES: dict[np.dtype, tuple[int, bool]] = {}
+
+
+def core_code(dt: np.dtype) -> tuple[int, bool]:
+    """(csrc/core ScalarType code, byte-swapped?) of a supported NumPy dtype; memoised, as it is
+    on every copy's path."""
+    try:
+        return _CORE_CODES[dt]
+    except KeyError:
+        e, swapped = element_type_of_numpy(dt)
+        _CORE_CODES[dt] = (e.code, swapped)
+        return e.code, swapped
+
+
 def element_type_of_numpy(dt: np.dtype) -> tuple[ElementType, bool]:
     """Return the element type of a NumPy dtype and whether its data is byte-swapped."""
     native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt

@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from torchnp._dtypes import element_type_of_numpy
+from torchnp._dtypes import core_code
 
 _COMPLEX32 = np.dtype(ml_dtypes.complex32)
 
@@ -59,25 +59,16 @@ class NativeEngine:
         self._C = module
         self.last_kernel: str | None = None
 
-    @staticmethod
-    def _describe(a: np.ndarray) -> tuple[int, int, bool, list[int]]:
-        e, swapped = element_type_of_numpy(a.dtype)
-        return a.__array_interface__["data"][0], e.code, swapped, list(a.strides)
-
     def copyto(self, dst: np.ndarray, src: np.ndarray) -> None:
-        d_ptr, d_code, d_swap, d_strides = self._describe(dst)
-        s_ptr, s_code, s_swap, s_strides = self._describe(src)
-        self.last_kernel = self._C.copy(
-            list(dst.shape), d_ptr, d_code, d_swap, d_strides, s_ptr, s_code, s_swap, s_strides
-        )
+        d_code, d_swap = core_code(dst.dtype)
+        s_code, s_swap = core_code(src.dtype)
+        self.last_kernel = self._C.copy(dst, d_code, d_swap, src, s_code, s_swap)
 
     def plan(self, dst: np.ndarray, src: np.ndarray) -> dict:
         """The core's plan for copying src into dst, without running it."""
-        d_ptr, d_code, d_swap, d_strides = self._describe(dst)
-        s_ptr, s_code, s_swap, s_strides = self._describe(src)
-        return self._C.plan(
-            list(dst.shape), d_ptr, d_code, d_swap, d_strides, s_ptr, s_code, s_swap, s_strides
-        )
+        d_code, d_swap = core_code(dst.dtype)
+        s_code, s_swap = core_code(src.dtype)
+        return self._C.plan(dst, d_code, d_swap, src, s_code, s_swap)
 
 
 def _major_minor(version: str) -> str:

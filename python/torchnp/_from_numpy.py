@@ -17,9 +17,20 @@ from torchnp._dtypes import (
 )
 from torchnp._memory import (
     empty_tensor_with_order,
+    empty_with_order,
     numpy_view_of_tensor,
     tensor_of_numpy_view,
     tensor_of_readonly_memory,
+)
+
+# Native-order dtypes torch.from_numpy maps to the torch dtype torchnp would choose, and whose
+# NumPy alignment (flags.aligned) is their itemsize, as torch needs (complex is not: see _aligned).
+_FROM_NUMPY_NATIVE = frozenset(
+    np.dtype(t)
+    for t in (
+        *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+        *(np.uint64, np.float16, np.float32, np.float64),
+    )
 )
 
 
@@ -64,13 +75,28 @@ def _copy_reasons(
         reasons.append("negative strides")
     if any(s % itemsize for s in strides):
         reasons.append(f"strides {a.strides} are not multiples of the itemsize {itemsize}")
-    if a.size and a.__array_interface__["data"][0] % itemsize:
+    if not _aligned(a):
         reasons.append("data is not aligned to its itemsize")
     if device is not None and device.type != "cpu":
         reasons.append(f"device {device} is not the CPU")
     if pin_memory:
         reasons.append("pin_memory=True needs page-locked memory")
     return reasons
+
+
+def _aligned(a: np.ndarray) -> bool:
+    # To the itemsize, not NumPy's dtype.alignment: torch's complex types are aligned to their
+    # full size (c10::complex is alignas(2 * sizeof(T))), NumPy's complex128 only to 8 bytes.
+    return a.size == 0 or a.__array_interface__["data"][0] % a.dtype.itemsize == 0
+
+
+def _shareable_layout(a: np.ndarray) -> bool:
+    """Native byte order, aligned, and strides torch can hold (the fast test; _copy_reasons
+    says why not)."""
+    if not (a.dtype.isnative and _aligned(a)):
+        return False
+    itemsize = a.dtype.itemsize
+    return all(s >= 0 and s % itemsize == 0 for s in _normalised_strides(a))
 
 
 def _share(a: np.ndarray, target: torch.dtype) -> torch.Tensor:
@@ -135,6 +161,24 @@ def from_numpy(
     >>> torchnp.from_numpy(a, dtype=torch.float32)
     tensor([5., 4., 3., 2., 1., 0.])
     """
+    if (
+        dtype is None
+        and device is None
+        and copy is None
+        and not pin_memory
+        and type(array) is np.ndarray
+        and array.dtype in _FROM_NUMPY_NATIVE
+    ):
+        flags = array.flags
+        if flags.writeable and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
+            # The common call: a writable, aligned, contiguous native array, which
+            # torch.from_numpy holds as it is (every check below would only confirm it).
+            # NumPy's contiguity ignores the strides of length-1 dims and of empty arrays,
+            # which torch still refuses when odd or negative: those take the general path.
+            try:
+                return torch.from_numpy(array)
+            except ValueError:
+                pass
     copy = _policy.check_copy(copy)
     a = _as_array(array)
     own, _ = element_type_of_numpy(a.dtype)  # raises TypeError for unsupported element types
@@ -154,15 +198,17 @@ def from_numpy(
         if not torch.cuda.is_available():
             raise RuntimeError("pin_memory=True needs a CUDA device, and none is available")
 
-    reasons = _copy_reasons(a, target, target_device, pin_memory)
     readonly = not a.flags.writeable
-    if readonly and not share_readonly:
-        reasons.append("the array is read-only")
-    if not reasons and copy is not True:
+    on_cpu = target_device is None or target_device.type == "cpu"
+    layout_ok = _shareable_layout(a) and own.torch == target
+    may_share = not readonly or share_readonly
+    if layout_ok and on_cpu and may_share and not pin_memory and copy is not True:
         return _share(a, target)
     if copy is False:
+        reasons = _copy_reasons(a, target, target_device, pin_memory)
         remedy = "Pass copy=None to allow a copy."
         if readonly and not share_readonly:
+            reasons.append("the array is read-only")
             remedy += (
                 " To share read-only memory anyway, pass share_readonly=True (writing "
                 "through the tensor is then undefined), or copy it with np.array(a)."
@@ -170,13 +216,21 @@ def from_numpy(
         raise _policy.copy_refusal("this array", reasons, remedy)
 
     _policy.warn_if_discarding_imaginary(a.dtype, target_np)
-    to_device = target_device is not None and target_device.type != "cpu"
-    if to_device and not _copy_reasons(a, target, None, pin_memory):
+    to_device = not on_cpu
+    if to_device and layout_ok and not pin_memory:
         # Only the device differs: torch's .to() reads the shared memory once (read-only memory
         # included, it is only read) instead of a host copy followed by a transfer.
         return _share(a, target).to(target_device)
-    result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=pin_memory)
-    _policy.copy_between(numpy_view_of_tensor(result), a)
+    if pin_memory:
+        result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=True)
+        dst = numpy_view_of_tensor(result)
+    else:
+        # NumPy's allocator madvises huge pages for large arrays and torch's does not: writing
+        # fresh 4 KiB pages is 2-5x slower here. The tensor shares the NumPy array (like
+        # torch.from_numpy's do), so its storage cannot be resized.
+        dst = empty_with_order(a, target_np, "K")
+        result = tensor_of_numpy_view(dst, target)
+    _policy.copy_between(dst, a, may_overlap=False)
     if to_device:
         result = result.to(target_device)
     return result

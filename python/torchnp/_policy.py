@@ -66,12 +66,13 @@ def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int =
         )
 
 
-def copy_between(dst: np.ndarray, src: np.ndarray) -> None:
-    """Run the active engine, staging the source first if it may overlap the destination
-    (the result is then as if the whole source had been read before any write)."""
+def copy_between(dst: np.ndarray, src: np.ndarray, may_overlap: bool) -> None:
+    """Run the active engine. If the destination came from the caller (`may_overlap`), stage
+    the source first when the two may overlap: the result is then as if the whole source had
+    been read before any write."""
     if dst.size == 0:
         return
-    if np.may_share_memory(dst, src):
+    if may_overlap and np.may_share_memory(dst, src):
         src = src.copy(order="K")
     _engines.active().copyto(dst, src)
 

@@ -9,6 +9,15 @@ from torchnp import _policy
 from torchnp._dtypes import DTypeLike, element_type_of_torch, numpy_default_for_torch, parse_dtype
 from torchnp._memory import empty_with_order, numpy_view_of_tensor, tensor_of_numpy_view
 
+# Types Tensor.numpy() returns as themselves (bits and NumPy type unchanged).
+_NUMPY_NATIVE = frozenset(
+    (
+        *(torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8),
+        *(torch.uint16, torch.uint32, torch.uint64, torch.float16, torch.float32),
+        *(torch.float64, torch.complex64, torch.complex128),
+    )
+)
+
 
 def _readable(tensor: object) -> torch.Tensor:
     """The tensor as a plain strided torch.Tensor, or TypeError saying what would work."""
@@ -87,6 +96,27 @@ def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> n
     return out
 
 
+def _layout_fits(t: torch.Tensor, order: str) -> bool:
+    if order == "C":
+        return t.is_contiguous()  # torch, like NumPy, ignores the strides of size-1 dims
+    if order == "F":
+        itemsize = t.element_size()
+        return _policy.is_contiguous(t.shape, [s * itemsize for s in t.stride()], itemsize, True)
+    return True
+
+
+def _shareable(t: torch.Tensor, target: np.dtype, order: str) -> bool:
+    """Whether a view of the tensor's memory is the answer (the fast test; _copy_reasons says
+    why not, for the error message)."""
+    return (
+        t.is_cpu
+        and not t.is_conj()
+        and not t.is_neg()
+        and element_type_of_torch(t.dtype).numpy == target
+        and _layout_fits(t, order)
+    )
+
+
 def _copy_reasons(t: torch.Tensor, target: np.dtype, order: str) -> list[str]:
     reasons = []
     if t.device.type != "cpu":
@@ -158,6 +188,20 @@ def to_numpy(
            [1., 4.],
            [2., 5.]], dtype=float16)
     """
+    if (
+        dtype is None
+        and out is None
+        and copy is None
+        and order == "K"
+        and type(tensor) is torch.Tensor
+        and tensor.dtype in _NUMPY_NATIVE
+        and tensor.is_cpu
+        and tensor.layout is torch.strided
+        and not (tensor.is_conj() or tensor.is_neg() or tensor.is_nested)
+    ):
+        # The common call (a plain CPU tensor to a view of itself) costs one torch call on top
+        # of the built-in: every check below would only confirm it.
+        return tensor.numpy(force=True)
     t = _readable(tensor)
     order = _policy.check_order(order)
     copy = _policy.check_copy(copy)
@@ -174,12 +218,14 @@ def to_numpy(
 
     stored = element_type_of_torch(t.dtype).numpy
     _policy.check_cast(stored, target)
-    reasons = _copy_reasons(t, target, order)
-    if out is None and not reasons and copy is not True:
+    shareable = _shareable(t, target, order)
+    if out is None and shareable and copy is not True:
         return numpy_view_of_tensor(t)
     if copy is False:
         raise _policy.copy_refusal(
-            "this tensor", reasons, "Pass copy=None to allow a copy, or copy=True to force one."
+            "this tensor",
+            _copy_reasons(t, target, order),
+            "Pass copy=None to allow a copy, or copy=True to force one.",
         )
     _policy.warn_if_discarding_imaginary(stored, target)
 
@@ -190,10 +236,10 @@ def to_numpy(
         t = _resolved_on_host(t)
     src = numpy_view_of_tensor(t)
     if out is not None:
-        _policy.copy_between(out, src)
+        _policy.copy_between(out, src, may_overlap=True)
         return out
-    if staged and not _copy_reasons(t, target, order):
+    if staged and _shareable(t, target, order):
         return src  # the staging copy already is a fresh array nobody else holds
     dst = empty_with_order(src, target, _resolve_order(order, src))
-    _policy.copy_between(dst, src)
+    _policy.copy_between(dst, src, may_overlap=False)
     return dst
