@@ -10,6 +10,7 @@ setup:
 demo: setup
 	$(PY) -m torchnp info
 	$(PY) -m torchnp demo
+	$(PY) -m torchnp bench --quick
 
 bench: setup
 	$(PY) -m torchnp bench --quick

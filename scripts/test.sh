@@ -3,7 +3,9 @@
 #  1. the torch-free C++ core tests, in a release and an ASan+UBSan build;
 #  2. the native engine must have loaded (a silent fallback to Python fails here);
 #  3. pytest: every behavioural test on both engines;
-#  4. pytest again with the Python engine forced (TORCHNP_ENGINE=python).
+#  4. the engine-level and differential tests again on the portable kernels (TORCHNP_CPU=baseline),
+#     so every compiled CPU variant is checked against the oracle;
+#  5. pytest again with the Python engine forced (TORCHNP_ENGINE=python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -21,4 +23,6 @@ assert i.engine == "native", f"native engine did not load: {i.fallback_reason}"
 PYEOF
 # Run against the installed package (never the source tree's python/ folder).
 "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+TORCHNP_CPU=baseline "$PY" -m pytest -q -p no:cacheprovider -k native \
+  tests/test_core_copy.py tests/test_differential.py "$@"
 TORCHNP_ENGINE=python "$PY" -m pytest -q -p no:cacheprovider tests "$@"
