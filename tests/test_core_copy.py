@@ -163,3 +163,13 @@ def _native_or_skip():
     if native is None:
         pytest.skip(reason)
     return native
+
+
+@pytest.mark.single_engine
+def test_binding_refuses_a_dtype_code_that_does_not_fit_the_array():
+    native = _native_or_skip()
+    src = np.arange(16, dtype=np.int8)[:2]
+    with pytest.raises(ValueError, match="does not match"):
+        native._C.copy(np.zeros(2), 12, False, src, 12, False)  # 12 = float64 for int8 data
+    with pytest.raises(TypeError):
+        native._C.copy([0.0, 0.0], 12, False, np.zeros(2), 12, False)  # no silent temporary

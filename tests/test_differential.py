@@ -364,7 +364,7 @@ def test_from_numpy_matches_oracle(engine, data):
         f"dtype={dtype_arg!r}, copy={copy}, read-only={readonly}, share_readonly={share_readonly})"
     )
     reasons = []
-    if not src.isnative:
+    if not src.isnative and src.itemsize > 1:  # one byte has no byte order
         reasons.append("byte order")
     if target != oracle.native(src):
         reasons.append("needs a cast")

@@ -468,3 +468,12 @@ def big_memory():
     available = int(info["MemAvailable"].split()[0]) * 1024
     if available < 6 * 2**30:
         pytest.skip(f"needs ~6 GiB free, {available / 2**30:.1f} GiB available")
+
+
+def test_one_byte_ml_dtypes_with_big_endian_flag_still_share(engine):
+    # A one-byte element has no byte order; NumPy still flags '>' ml_dtypes float8 as non-native.
+    dt = np.dtype(ml_dtypes.float8_e4m3fn).newbyteorder(">")
+    a = np.arange(4, dtype=np.uint8).view(dt)
+    t = torchnp.from_numpy(a, copy=False)
+    assert t.dtype == torch.float8_e4m3fn
+    assert t.view(torch.uint8).tolist() == [0, 1, 2, 3]

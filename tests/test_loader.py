@@ -126,3 +126,21 @@ def test_info_record_and_cli():
 def test_engine_switch_rejects_unknown_name():
     with pytest.raises(ValueError, match="unknown engine"):
         _engines.use("gpu")
+
+
+def test_recorded_build_file_is_checked_before_loading_the_binary(monkeypatch):
+    def fake_recorded():
+        return {**BUILD, "torch_version": "1.98"}
+
+    monkeypatch.setattr(_engines, "_recorded_build", fake_recorded)
+    native, reason = _engines.load_native()
+    assert native is None
+    assert "built for torch 1.98" in reason
+
+
+def test_recorded_build_file_is_installed_and_matches_the_binary():
+    recorded = _engines._recorded_build()
+    assert recorded is not None, "_build.json missing beside the installed package"
+    native, reason = _engines.load_native()
+    assert native is not None, reason
+    assert recorded["torch_version"] == native._C.build_info()["torch_version"]

@@ -504,3 +504,22 @@ def big_memory():
     available = int(info["MemAvailable"].split()[0]) * 1024
     if available < 6 * 2**30:
         pytest.skip(f"needs ~6 GiB free, {available / 2**30:.1f} GiB available")
+
+
+def test_copy_true_of_a_tensor_with_bits_owns_its_data(engine):
+    # Regression: the staged (bits resolved) result used to be a view of a torch tensor.
+    for t in (torch.tensor([1 + 2j, -3j]).conj(), torch._neg_view(torch.ones(2))):
+        for copy in (True, None):
+            r = torchnp.to_numpy(t, copy=copy)
+            assert r.flags.owndata and r.base is None
+            np.testing.assert_array_equal(r, t.resolve_conj().resolve_neg().numpy())
+
+
+def test_tensor_inside_vmap_raises_type_error_naming_the_transform(engine):
+    with pytest.raises(TypeError, match=r"torch\.func transforms"):
+        torch.vmap(lambda x: torchnp.to_numpy(x))(torch.ones(2, 3))
+
+
+def test_out_with_unsupported_dtype_names_out(engine):
+    with pytest.raises(TypeError, match=r"out\.dtype object cannot be written"):
+        torchnp.to_numpy(torch.ones(3), out=np.zeros(3, dtype=object))

@@ -35,8 +35,14 @@ ScalarType to_scalar_type(int code) {
 // The element type comes from Python (ml_dtypes types have no fixed NumPy type number).
 Operand make_operand(const py::array& a, int dtype, bool byteswapped) {
   Operand op;
-  op.data = static_cast<char*>(const_cast<void*>(a.data()));
   op.dtype = to_scalar_type(dtype);
+  // The code must describe the array's elements, or the core would step outside its memory.
+  if (a.itemsize() != torchnp::core::itemsize(op.dtype)) {
+    throw std::invalid_argument(std::string("torchnp._C: dtype code ") +
+                                torchnp::core::scalar_type_name(op.dtype) + " does not match an " +
+                                std::to_string(a.itemsize()) + "-byte element");
+  }
+  op.data = static_cast<char*>(const_cast<void*>(a.data()));
   op.byteswapped = byteswapped;
   op.strides.assign(a.strides(), a.strides() + a.ndim());
   return op;
@@ -101,8 +107,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         }
         return plan.kernel;
       },
-      py::arg("dst"), py::arg("dst_dtype"), py::arg("dst_swapped"), py::arg("src"),
-      py::arg("src_dtype"), py::arg("src_swapped"),
+      py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),
+      py::arg("src").noconvert(), py::arg("src_dtype"), py::arg("src_swapped"),
       "Copy ndarray src into ndarray dst (same shape; element types given as core codes) with "
       "the cast and byte swaps fused. Returns the name of the kernel that ran.");
 
@@ -112,8 +118,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
          int src_dtype, bool src_swapped) {
         return plan_to_dict(plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped));
       },
-      py::arg("dst"), py::arg("dst_dtype"), py::arg("dst_swapped"), py::arg("src"),
-      py::arg("src_dtype"), py::arg("src_swapped"),
+      py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),
+      py::arg("src").noconvert(), py::arg("src_dtype"), py::arg("src_swapped"),
       "Plan a copy without running it (for inspection and tests).");
 
   m.def("build_info", &build_info, "Facts recorded when this binary was built.");

@@ -114,7 +114,8 @@ def element_type_of_numpy(dt: np.dtype) -> tuple[ElementType, bool]:
             f"torchnp: byte-swapped complex32 ({dt.str}) is ambiguous (ml_dtypes swaps the whole "
             "4-byte value, NumPy's complex types each part); use native byte order"
         )
-    return e, not dt.isnative
+    # A one-byte element has no byte order, whatever NumPy's flag says ('>' on ml_dtypes float8).
+    return e, not dt.isnative and dt.itemsize > 1
 
 
 def element_type_of_torch(dt: torch.dtype) -> ElementType:

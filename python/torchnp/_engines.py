@@ -10,6 +10,7 @@ Everything else (what to copy, where, whether at all) is policy and lives elsewh
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import warnings
 from typing import Protocol
@@ -100,8 +101,27 @@ def incompatibility(build: dict, torch_version: str, torch_cuda: str | None) -> 
     return None
 
 
+def _recorded_build() -> dict | None:
+    """The build facts installed beside the binary (_build.json), or None if absent."""
+    path = os.path.join(os.path.dirname(__file__), "_build.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def load_native() -> tuple[NativeEngine | None, str | None]:
-    """Try the compiled engine; return (engine, None) or (None, reason)."""
+    """Try the compiled engine; return (engine, None) or (None, reason).
+
+    The recorded build facts are checked before the binary is loaded (loading one built for
+    another torch may itself fail or crash), and again from the loaded binary.
+    """
+    recorded = _recorded_build()
+    if recorded is not None:
+        reason = incompatibility(recorded, torch.__version__, torch.version.cuda)
+        if reason:
+            return None, reason
     try:
         _C = importlib.import_module("torchnp._C")
     except ImportError as exc:

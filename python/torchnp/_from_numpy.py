@@ -93,7 +93,7 @@ def _aligned(a: np.ndarray) -> bool:
 def _shareable_layout(a: np.ndarray) -> bool:
     """Native byte order, aligned, and strides torch can hold (the fast test; _copy_reasons
     says why not)."""
-    if not (a.dtype.isnative and _aligned(a)):
+    if element_type_of_numpy(a.dtype)[1] or not _aligned(a):
         return False
     itemsize = a.dtype.itemsize
     return all(s >= 0 and s % itemsize == 0 for s in _normalised_strides(a))

@@ -89,15 +89,22 @@ def empty_with_order(like: np.ndarray, dtype: np.dtype, order: str) -> np.ndarra
     """
     if order in ("C", "F"):
         return np.empty(like.shape, dtype=dtype, order=order)
-    perm = memory_order_permutation(like.shape, like.strides)
+    return empty_in_memory_order(like.shape, like.strides, dtype)
+
+
+def empty_in_memory_order(
+    shape: Sequence[int], strides: Sequence[int], dtype: np.dtype
+) -> np.ndarray:
+    """A fresh, owning NumPy array whose dims are laid out in the memory order of `strides`."""
+    perm = memory_order_permutation(shape, strides)
     if perm == sorted(perm):
-        return np.empty(like.shape, dtype=dtype)
+        return np.empty(shape, dtype=dtype)
     # np.empty_like reads nothing but the prototype's shape and stride order, so a prototype
     # over one byte with strides ranked like `perm` yields an owning array in that order.
-    ranks = [0] * like.ndim
+    ranks = [0] * len(shape)
     for position, d in enumerate(perm):
-        ranks[d] = like.ndim - position
-    proto = np.lib.stride_tricks.as_strided(np.empty(1, np.uint8), like.shape, ranks)
+        ranks[d] = len(shape) - position
+    proto = np.lib.stride_tricks.as_strided(np.empty(1, np.uint8), shape, ranks)
     return np.empty_like(proto, dtype=dtype, order="K", subok=False)
 
 

@@ -7,7 +7,12 @@ import torch
 
 from torchnp import _policy
 from torchnp._dtypes import DTypeLike, element_type_of_torch, numpy_default_for_torch, parse_dtype
-from torchnp._memory import empty_with_order, numpy_view_of_tensor, tensor_of_numpy_view
+from torchnp._memory import (
+    empty_in_memory_order,
+    empty_with_order,
+    numpy_view_of_tensor,
+    tensor_of_numpy_view,
+)
 
 # Types Tensor.numpy() returns as themselves (bits and NumPy type unchanged).
 _NUMPY_NATIVE = frozenset(
@@ -17,6 +22,11 @@ _NUMPY_NATIVE = frozenset(
         *(torch.float64, torch.complex64, torch.complex128),
     )
 )
+
+
+def _is_functorch_wrapped(t: torch.Tensor) -> bool:
+    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    return bool(check is not None and check(t))
 
 
 def _readable(tensor: object) -> torch.Tensor:
@@ -45,6 +55,11 @@ def _readable(tensor: object) -> torch.Tensor:
             "to_numpy cannot read a meta tensor: it has no data; materialise it first "
             "(e.g. module.to_empty(device='cpu') and load the weights)"
         )
+    if _is_functorch_wrapped(tensor):
+        raise TypeError(
+            "to_numpy cannot read a tensor inside torch.func transforms (vmap/grad/jvp): it has "
+            "no memory of its own; convert the transform's result outside the transform"
+        )
     if type(tensor) is not torch.Tensor:
         if torch._C._dispatch_keys(tensor).has(torch._C.DispatchKey.Python):
             raise TypeError(
@@ -56,31 +71,43 @@ def _readable(tensor: object) -> torch.Tensor:
     return tensor.detach()
 
 
-def _resolved_on_host(t: torch.Tensor) -> torch.Tensor:
-    """The tensor's values in CPU memory, conj/neg bits applied: the tensor itself if it is on
-    the CPU without bits, else fresh memory.
+def _resolved_on_host(t: torch.Tensor) -> np.ndarray:
+    """The tensor's stored values in fresh, owning host memory, conj/neg bits applied.
 
-    The bits are applied with NumPy's conjugate/negative (IEEE sign flips), not torch's
-    resolve_conj/resolve_neg: torch's vectorised complex negation computes 0 - x and so turns
-    -0.0 into +0.0 on some layouts, and torch has no kernel at all for float8 negation or for
-    complex32 with both bits.
+    A device tensor is copied straight into a NumPy allocation (one transfer, no torch
+    temporary). The bits are applied with NumPy's conjugate/negative (IEEE sign flips), not
+    torch's resolve_conj/resolve_neg: torch's vectorised complex negation computes 0 - x and so
+    turns -0.0 into +0.0 on some layouts, and torch has no kernel at all for float8 negation or
+    for complex32 with both bits.
     """
     conj, neg = t.is_conj(), t.is_neg()
     plain = t.conj() if conj else t  # a view of the same memory without the bit
     plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
-    fresh = plain.device.type != "cpu"
-    if fresh:
-        plain = plain.cpu()  # the transfer is the copy; the bits are then applied in place
-    if not (conj or neg):
-        return plain
-    stored = numpy_view_of_tensor(plain)
-    values = stored if fresh else np.empty_like(stored, order="K", subok=False)
+    stored_dtype = element_type_of_torch(t.dtype).numpy
+    if plain.device.type != "cpu":
+        itemsize = stored_dtype.itemsize
+        values = empty_in_memory_order(t.shape, [s * itemsize for s in t.stride()], stored_dtype)
+        tensor_of_numpy_view(values, t.dtype).copy_(plain)
+        stored = values
+    else:
+        stored = numpy_view_of_tensor(plain)
+        values = np.empty_like(stored, order="K", subok=False)  # only reached with a bit set
     with np.errstate(all="ignore"):
         if conj:
             np.conjugate(stored, out=values)
         if neg:
             np.negative(values if conj else stored, out=values)
-    return tensor_of_numpy_view(values, t.dtype)
+    return values
+
+
+def _view_fits(a: np.ndarray, target: np.dtype, order: str) -> bool:
+    if a.dtype != target:
+        return False
+    if order == "C":
+        return a.flags.c_contiguous
+    if order == "F":
+        return a.flags.f_contiguous
+    return True
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
@@ -90,7 +117,11 @@ def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> n
         raise ValueError("out is read-only; pass a writable array (e.g. np.empty_like(out))")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, but the tensor has shape {shape}")
-    parse_dtype(out.dtype)  # raises TypeError for element types torchnp cannot write
+    try:
+        parse_dtype(out.dtype)
+    except TypeError as exc:
+        why = str(exc).removeprefix("torchnp: ")
+        raise TypeError(f"out.dtype {out.dtype} cannot be written by torchnp: {why}") from None
     if dtype is not None and dtype != out.dtype:
         raise TypeError(f"dtype={dtype} conflicts with out.dtype={out.dtype}; pass one of them")
     return out
@@ -200,8 +231,12 @@ def to_numpy(
         and not (tensor.is_conj() or tensor.is_neg() or tensor.is_nested)
     ):
         # The common call (a plain CPU tensor to a view of itself) costs one torch call on top
-        # of the built-in: every check below would only confirm it.
-        return tensor.numpy(force=True)
+        # of the built-in: every check below would only confirm it. Tensors without storage of
+        # their own (torch.func wrappers) fail here and get their explanation below.
+        try:
+            return tensor.numpy(force=True)
+        except RuntimeError:
+            pass
     t = _readable(tensor)
     order = _policy.check_order(order)
     copy = _policy.check_copy(copy)
@@ -229,17 +264,18 @@ def to_numpy(
         )
     _policy.warn_if_discarding_imaginary(stored, target)
 
-    staged = t.device.type != "cpu" or t.is_conj() or t.is_neg()
-    if staged:
-        # One pass brings the data to host and/or applies the bits; a cast or layout change
-        # then runs in the engine as a second pass.
-        t = _resolved_on_host(t)
-    src = numpy_view_of_tensor(t)
+    if t.is_cpu and not (t.is_conj() or t.is_neg()):
+        src = numpy_view_of_tensor(t)
+    else:
+        # One pass brings the data to host and/or applies the bits into fresh, owning memory;
+        # if that already is the answer, it is returned, else a cast or layout change runs in
+        # the engine as a second pass.
+        src = _resolved_on_host(t)
+        if out is None and _view_fits(src, target, order):
+            return src
     if out is not None:
         _policy.copy_between(out, src, may_overlap=True)
         return out
-    if staged and _shareable(t, target, order):
-        return src  # the staging copy already is a fresh array nobody else holds
     dst = empty_with_order(src, target, _resolve_order(order, src))
     _policy.copy_between(dst, src, may_overlap=False)
     return dst
