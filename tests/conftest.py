@@ -41,3 +41,13 @@ def engine(request: pytest.FixtureRequest):
     previous = _engines.use(name)
     yield name
     _engines.restore(previous)
+
+
+@pytest.fixture
+def big_memory():
+    """Skip unless ~6 GiB are free: the > 2**31-element tests hold two 2 GiB buffers."""
+    with open("/proc/meminfo") as f:
+        info = dict(line.split(":", 1) for line in f)
+    available = int(info["MemAvailable"].split()[0]) * 1024
+    if available < 6 * 2**30:
+        pytest.skip(f"needs ~6 GiB free, {available / 2**30:.1f} GiB available")

@@ -460,16 +460,6 @@ def test_more_than_2_to_the_31_elements(engine, big_memory):
     gc.collect()
 
 
-@pytest.fixture
-def big_memory():
-    """Skip unless ~6 GiB are free: the > 2**31-element tests hold two 2 GiB buffers."""
-    with open("/proc/meminfo") as f:
-        info = dict(line.split(":", 1) for line in f)
-    available = int(info["MemAvailable"].split()[0]) * 1024
-    if available < 6 * 2**30:
-        pytest.skip(f"needs ~6 GiB free, {available / 2**30:.1f} GiB available")
-
-
 def test_one_byte_ml_dtypes_with_big_endian_flag_still_share(engine):
     # A one-byte element has no byte order; NumPy still flags '>' ml_dtypes float8 as non-native.
     dt = np.dtype(ml_dtypes.float8_e4m3fn).newbyteorder(">")

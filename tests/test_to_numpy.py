@@ -496,16 +496,6 @@ def test_more_than_2_to_the_31_elements(engine, big_memory):
     gc.collect()
 
 
-@pytest.fixture
-def big_memory():
-    """Skip unless ~6 GiB are free: the > 2**31-element tests hold two 2 GiB buffers."""
-    with open("/proc/meminfo") as f:
-        info = dict(line.split(":", 1) for line in f)
-    available = int(info["MemAvailable"].split()[0]) * 1024
-    if available < 6 * 2**30:
-        pytest.skip(f"needs ~6 GiB free, {available / 2**30:.1f} GiB available")
-
-
 def test_copy_true_of_a_tensor_with_bits_owns_its_data(engine):
     # Regression: the staged (bits resolved) result used to be a view of a torch tensor.
     for t in (torch.tensor([1 + 2j, -3j]).conj(), torch._neg_view(torch.ones(2))):

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -17,7 +18,8 @@ namespace {
 
 ParallelFor threaded_for(int nthreads) {
   return [nthreads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
-    const int64_t tasks = std::min<int64_t>(nthreads, std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+    const int64_t tasks =
+        std::min<int64_t>(nthreads, std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
     if (tasks <= 1) {
       body(0, n);
       return;
@@ -44,13 +46,19 @@ double run(const Case& c, int threads) {
   const int64_t es = itemsize(c.st), ed = itemsize(c.dt);
   int64_t n = 1;
   for (auto s : c.shape) n *= s;
-  std::vector<char> src(n * es + 64), dst(n * ed + 64);
+  std::vector<char> src(n * es + 128), dst(n * ed + 128);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>(i * 7 + (i >> 9));
+  // 64-byte aligned like torch's CPU allocator, unless TORCHNP_BENCH_MISALIGN is set
+  // (NumPy's large arrays come from malloc: 16-byte aligned).
+  const uintptr_t mis = std::getenv("TORCHNP_BENCH_MISALIGN") ? 16 : 0;
+  auto align = [mis](char* p) {
+    return p + ((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) + mis;
+  };
   Operand so, dop;
-  so.data = src.data();
+  so.data = align(src.data());
   so.dtype = c.st;
   so.byteswapped = c.sswap;
-  dop.data = dst.data();
+  dop.data = align(dst.data());
   dop.dtype = c.dt;
   for (auto s : c.sstr) so.strides.push_back(s * es);
   for (auto s : c.dstr) dop.strides.push_back(s * ed);
@@ -91,15 +99,61 @@ int main(int argc, char** argv) {
       {">f32->f32 (byte swap)", {M}, {1}, {1}, ST::kFloat32, ST::kFloat32, true},
       {"f32->u8", {M}, {1}, {1}, ST::kFloat32, ST::kUInt8},
       {"transpose f32 8192^2", {N, N}, {1, N}, {N, 1}, ST::kFloat32, ST::kFloat32},
-      {"NCHW->NHWC f32 (64,3,224,224)", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1},
-       ST::kFloat32, ST::kFloat32},
-      {"NCHW f32->NHWC u8", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1}, ST::kFloat32,
-       ST::kUInt8},
-      {"NHWC->NCHW f32", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kFloat32,
+      {"NCHW->NHWC f32 (64,3,224,224)",
+       {B, HW, C},
+       {C * HW, 1, HW},
+       {HW * C, C, 1},
+       ST::kFloat32,
        ST::kFloat32},
-      {"permute 4-D f32 (0,2,1,3) 64x64x64x64", {64, 64, 64, 64}, {64 * 64 * 64, 64, 64 * 64, 1},
-       {64 * 64 * 64, 64 * 64, 64, 1}, ST::kFloat32, ST::kFloat32},
+      {"NCHW f32->NHWC u8", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1}, ST::kFloat32, ST::kUInt8},
+      {"NHWC->NCHW f32", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kFloat32, ST::kFloat32},
+      {"NCHW->NHWC u8", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1}, ST::kUInt8, ST::kUInt8},
+      {"NHWC->NCHW u8", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kUInt8, ST::kUInt8},
+      {"NHWC u8->NCHW f32", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kUInt8, ST::kFloat32},
+      {"transpose f64 4096^2", {N / 2, N / 2}, {1, N / 2}, {N / 2, 1}, ST::kFloat64, ST::kFloat64},
+      {"transpose f64->f32 4096^2",
+       {N / 2, N / 2},
+       {1, N / 2},
+       {N / 2, 1},
+       ST::kFloat64,
+       ST::kFloat32},
+      {"transpose f32->f16 4096^2",
+       {N / 2, N / 2},
+       {1, N / 2},
+       {N / 2, 1},
+       ST::kFloat32,
+       ST::kFloat16},
+      {"transpose bf16->f32 4096^2",
+       {N / 2, N / 2},
+       {1, N / 2},
+       {N / 2, 1},
+       ST::kBFloat16,
+       ST::kFloat32},
+      {"permute 4-D f32 (0,2,1,3) 64x64x64x64",
+       {64, 64, 64, 64},
+       {64 * 64 * 64, 64, 64 * 64, 1},
+       {64 * 64 * 64, 64 * 64, 64, 1},
+       ST::kFloat32,
+       ST::kFloat32},
   };
   for (const auto& c : cases) run(c, threads);
+  // Fixed cost: plan + execute of tiny copies (what every small conversion pays).
+  {
+    float a[64] = {}, b[64];
+    ParallelFor pf = threaded_for(threads);
+    for (auto [name, tr] : {std::pair<const char*, bool>{"tiny 8x8 f32 copy", false},
+                            {"tiny 8x8 f32 transpose", true}}) {
+      Operand so{reinterpret_cast<char*>(a), ST::kFloat32, false, {32, 4}};
+      Operand dop{reinterpret_cast<char*>(b), ST::kFloat32, false, {32, 4}};
+      if (tr) so.strides = {4, 32};
+      const int64_t shape[2] = {8, 8};
+      const int reps = 200000;
+      auto t0 = std::chrono::steady_clock::now();
+      for (int r = 0; r < reps; ++r) execute(plan_copy(shape, dop, so), pf);
+      auto t1 = std::chrono::steady_clock::now();
+      std::printf("  %-34s plan+execute %.0f ns\n", name,
+                  std::chrono::duration<double>(t1 - t0).count() / reps * 1e9);
+    }
+  }
   return 0;
 }

@@ -2,11 +2,12 @@
 # Builds and runs the torch-free C++ tests of csrc/core.
 #   tests/cpp/build.sh            release build (-O2), run tests
 #   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
+#   tests/cpp/build.sh release --big   also a copy of 2^31 + 4099 elements (2 GiB destination)
+#   $BUILD_DIR/bench_core [threads] [variant]   micro-benchmark (after a build)
 #   BUILD_DIR=... to choose where (default /tmp/torchnp_cpp_<mode>), NO_RUN=1 to only build.
 set -euo pipefail
 mode=${1:-release}
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 build=${BUILD_DIR:-/tmp/torchnp_cpp_$mode}
 oracle=${ORACLE:-/tmp/torchnp_oracle.bin}
 san=OFF
@@ -19,4 +20,4 @@ if [[ -n ${NO_RUN:-} ]]; then exit 0; fi
 if [[ ! -f $oracle ]]; then
   python "$here/gen_oracle.py" "$oracle"
 fi
-"$build/test_core" "$oracle"
+"$build/test_core" "$oracle" "${@:2}"

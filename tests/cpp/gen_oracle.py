@@ -18,10 +18,29 @@ import numpy as np
 warnings.simplefilter("ignore")
 
 # Order = torchnp::core::ScalarType codes.
-DTYPES = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-          np.uint64, np.float16, md.bfloat16, np.float32, np.float64, md.complex32,
-          np.complex64, np.complex128, md.float8_e4m3fn, md.float8_e5m2, md.float8_e4m3fnuz,
-          md.float8_e5m2fnuz, md.float8_e8m0fnu]
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    md.bfloat16,
+    np.float32,
+    np.float64,
+    md.complex32,
+    np.complex64,
+    np.complex128,
+    md.float8_e4m3fn,
+    md.float8_e5m2,
+    md.float8_e4m3fnuz,
+    md.float8_e5m2fnuz,
+    md.float8_e8m0fnu,
+]
 DTYPES = [np.dtype(d) for d in DTYPES]
 rng = np.random.default_rng(1234)
 
@@ -42,8 +61,10 @@ def small_float_boundaries():
         mids = (v[1:] + v[:-1]) / 2
         vals += [v, mids, np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)]
         m32 = mids.astype(np.float32)
-        vals += [np.nextafter(m32, np.float32(np.inf)).astype(np.float64),
-                 np.nextafter(m32, np.float32(-np.inf)).astype(np.float64)]
+        vals += [
+            np.nextafter(m32, np.float32(np.inf)).astype(np.float64),
+            np.nextafter(m32, np.float32(-np.inf)).astype(np.float64),
+        ]
         top = v.max()
         vals += [np.array([top * 1.0625, top * 1.125, top * 1.2, top * 2, top * 1e10])]
     out = np.concatenate(vals)
@@ -51,13 +72,63 @@ def small_float_boundaries():
 
 
 def float_inputs(dt):
-    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1.0, -1.0, 0.5, -0.5, 1.5,
-                         2.5, -2.5, 300.7, -300.7, 1e10, -1e10, 3e9, -3e9, 5e9, 1e19, 1.5e19,
-                         -1e19, 2.0**63, 2.0**64, 1e30, -1e30, 1e300, 1e-300, 5e-324, 1e-45,
-                         2.0**31, -2.0**31, 2.0**32, 2.0**31 - 1, -2.0**31 - 1, 2.0**32 - 1,
-                         2.0**32 + 7, -2.0**32 - 7, 65504.0, 65520.0, 65519.99, 6e-8, 3e-8,
-                         2.0**-24, 2.0**-25, 2.0**-126, 2.0**-127, 2.0**-149, 2.0**-150,
-                         3.0 * 2.0**-151, 1.5 * 2**-127, 1.5 * 2**-128])
+    specials = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            -np.nan,
+            1.0,
+            -1.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            300.7,
+            -300.7,
+            1e10,
+            -1e10,
+            3e9,
+            -3e9,
+            5e9,
+            1e19,
+            1.5e19,
+            -1e19,
+            2.0**63,
+            2.0**64,
+            1e30,
+            -1e30,
+            1e300,
+            1e-300,
+            5e-324,
+            1e-45,
+            2.0**31,
+            -(2.0**31),
+            2.0**32,
+            2.0**31 - 1,
+            -(2.0**31) - 1,
+            2.0**32 - 1,
+            2.0**32 + 7,
+            -(2.0**32) - 7,
+            65504.0,
+            65520.0,
+            65519.99,
+            6e-8,
+            3e-8,
+            2.0**-24,
+            2.0**-25,
+            2.0**-126,
+            2.0**-127,
+            2.0**-149,
+            2.0**-150,
+            3.0 * 2.0**-151,
+            1.5 * 2**-127,
+            1.5 * 2**-128,
+        ]
+    )
     ints = np.concatenate([np.arange(-70000, 70000, 7), 2.0 ** np.arange(0, 70)])
     ints = np.concatenate([ints, ints + 1, ints - 1, -ints, ints + 0.5, ints - 0.5, ints + 0.25])
     uniform = rng.uniform(-1000, 1000, 20000)
@@ -76,12 +147,43 @@ def inputs(dt):
         return codes.view(dt)
     if dt.kind in "iu":
         info = np.iinfo(dt)
-        base = [0, 1, -1, 2, -2, 127, 128, 255, 256, 257, 32767, 32768, 65535, 65536, 65505,
-                65519, 65520, 65521, 2**24, 2**24 + 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32,
-                2**53 + 1, 2**62 + 2**38 + 1, 2**63 - 1, 2**32 + 2**24 + 1, 3 * 2**40 + 1,
-                2**30 + 2**22 + 1, 2**62 + 2**61 + 1]
+        base = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            127,
+            128,
+            255,
+            256,
+            257,
+            32767,
+            32768,
+            65535,
+            65536,
+            65505,
+            65519,
+            65520,
+            65521,
+            2**24,
+            2**24 + 1,
+            2**31 - 1,
+            2**31,
+            2**32 - 1,
+            2**32,
+            2**53 + 1,
+            2**62 + 2**38 + 1,
+            2**63 - 1,
+            2**32 + 2**24 + 1,
+            3 * 2**40 + 1,
+            2**30 + 2**22 + 1,
+            2**62 + 2**61 + 1,
+        ]
         base += [int(x) for x in (2 ** np.arange(0, 64))]
-        base += [(1 << k) + (1 << j) + 1 for k in range(20, 64) for j in range(max(0, k - 26), k - 6)]
+        base += [
+            (1 << k) + (1 << j) + 1 for k in range(20, 64) for j in range(max(0, k - 26), k - 6)
+        ]
         vals = []
         for b in base:
             for x in (b, -b, b - 1, b + 1):
@@ -127,7 +229,11 @@ def main():
                 out.write(struct.pack("<BBQ", si, di, 0))
                 continue
             mask = np.ones(len(x), np.uint8)
-            if dd == np.uint32 and sd.kind in "fcV" or (dd == np.uint32 and sd.name.startswith(("float", "bfloat", "complex"))):
+            if (
+                dd == np.uint32
+                and sd.kind in "fcV"
+                or (dd == np.uint32 and sd.name.startswith(("float", "bfloat", "complex")))
+            ):
                 # Out-of-range float -> uint32: NumPy's vectorised body (2^31 offset trick on
                 # 32-bit cvtt) and scalar tail (64-bit cvtt, truncate) disagree.
                 r = real_part_f64(x)
