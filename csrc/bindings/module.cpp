@@ -56,8 +56,7 @@ void torch_parallel_for(int64_t n, int64_t grain,
 
 CopyPlan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
                      int src_dtype, bool src_swapped) {
-  if (dst.ndim() != src.ndim() ||
-      !std::equal(dst.shape(), dst.shape() + dst.ndim(), src.shape())) {
+  if (dst.ndim() != src.ndim() || !std::equal(dst.shape(), dst.shape() + dst.ndim(), src.shape())) {
     throw std::invalid_argument("torchnp._C: source and destination shapes differ");
   }
   if (!dst.writeable()) {
@@ -97,10 +96,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
   m.def(
       "copy",
-      [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-         int src_dtype, bool src_swapped) {
-        const CopyPlan plan =
-            plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped);
+      [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src, int src_dtype,
+         bool src_swapped) {
+        const CopyPlan plan = plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped);
         {
           py::gil_scoped_release no_gil;
           torchnp::core::execute(plan, torch_parallel_for);
@@ -114,8 +112,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
   m.def(
       "plan",
-      [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-         int src_dtype, bool src_swapped) {
+      [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src, int src_dtype,
+         bool src_swapped) {
         return plan_to_dict(plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped));
       },
       py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),

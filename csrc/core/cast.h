@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "copy.h"
 #include "numeric.h"
@@ -65,6 +66,20 @@ TORCHNP_TYPE_OF(kFloat8_e4m3fnuz, F8<F8Kind::kE4M3FNUZ>)
 TORCHNP_TYPE_OF(kFloat8_e5m2fnuz, F8<F8Kind::kE5M2FNUZ>)
 TORCHNP_TYPE_OF(kFloat8_e8m0fnu, F8<F8Kind::kE8M0FNU>)
 #undef TORCHNP_TYPE_OF
+
+// C++ type -> ScalarType code (inverse of TypeOf).
+template <class T>
+constexpr ScalarType type_code() {
+  constexpr int n = static_cast<int>(ScalarType::kNumScalarTypes);
+  ScalarType found = ScalarType::kNumScalarTypes;
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((std::is_same_v<T, typename TypeOf<static_cast<ScalarType>(I)>::type_t>
+          ? (found = static_cast<ScalarType>(I), 0)
+          : 0),
+     ...);
+  }(std::make_integer_sequence<int, n>{});
+  return found;
+}
 
 template <class T>
 inline constexpr bool kIsInt = std::is_integral_v<T>;
@@ -208,8 +223,7 @@ inline D cast(S x) {
     return D{f32_to_f8(IsF8<D>::kKind, to_f32(x))};  // ml_dtypes goes through float
   } else if constexpr (std::is_same_v<D, C32>) {
     if constexpr (kIsComplex<S>) {
-      return C32{cast<Half>(static_cast<float>(to_f32(x.re))),
-                 cast<Half>(static_cast<float>(to_f32(x.im)))};
+      return C32{Half{f32_to_f16(to_f32(x.re))}, Half{f32_to_f16(to_f32(x.im))}};
     } else if constexpr (std::is_same_v<S, Half>) {
       return C32{x, Half{0}};
     } else {

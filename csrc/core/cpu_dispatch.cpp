@@ -1,6 +1,7 @@
 // Run-time choice of the kernel set: the best one this CPU supports, unless TORCHNP_CPU
 // (read once, lazily) or set_cpu_variant says otherwise.
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -21,16 +22,19 @@ bool cpu_has_avx2() {
 }
 
 const KernelSet* variant_by_name(const std::string& name) {
+  // The CPU check comes first: avx2_kernels() itself runs AVX2 code.
   if (name.empty()) {
-    const KernelSet* avx2 = avx2_kernels();
-    return (avx2 != nullptr && cpu_has_avx2()) ? avx2 : &baseline_kernels();
+    return (kAvx2CompiledIn && cpu_has_avx2()) ? &avx2_kernels() : &baseline_kernels();
   }
   if (name == "baseline") return &baseline_kernels();
   if (name == "avx2") {
-    const KernelSet* avx2 = avx2_kernels();
-    if (avx2 == nullptr) throw std::invalid_argument("torchnp: the avx2 kernels were not compiled in");
-    if (!cpu_has_avx2()) throw std::invalid_argument("torchnp: this CPU does not support avx2");
-    return avx2;
+    if (!kAvx2CompiledIn) {
+      throw std::invalid_argument("torchnp: the avx2 kernels were not compiled in");
+    }
+    if (!cpu_has_avx2()) {
+      throw std::invalid_argument("torchnp: this CPU lacks AVX2/F16C/FMA; use baseline");
+    }
+    return &avx2_kernels();
   }
   throw std::invalid_argument("torchnp: unknown CPU variant '" + name +
                               "' (expected baseline, avx2 or empty)");
@@ -45,9 +49,10 @@ void init_from_env() {
     const KernelSet* ks = nullptr;
     try {
       ks = variant_by_name(env ? std::string(env) : std::string());
-    } catch (const std::invalid_argument&) {
-      // An unusable TORCHNP_CPU must not make every copy throw: fall back to the best
-      // supported variant; set_cpu_variant reports the error to callers that ask.
+    } catch (const std::invalid_argument& e) {
+      // An unusable TORCHNP_CPU must not make every copy throw: say so once and fall back to
+      // the best supported variant (set_cpu_variant raises for the same value).
+      std::fprintf(stderr, "%s (from TORCHNP_CPU); using the best supported variant\n", e.what());
       ks = variant_by_name("");
     }
     const KernelSet* expected = nullptr;
@@ -68,7 +73,7 @@ const KernelSet& active_kernels() {
 
 std::vector<std::string> compiled_cpu_variants() {
   std::vector<std::string> out{"baseline"};
-  if (avx2_kernels() != nullptr) out.emplace_back("avx2");
+  if (kAvx2CompiledIn) out.emplace_back("avx2");
   return out;
 }
 

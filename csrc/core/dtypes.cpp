@@ -12,11 +12,11 @@ struct TypeInfo {
 // Indexed by ScalarType; names are what `np.dtype(...).name` prints (ml_dtypes for the
 // narrow floats and complex32).
 constexpr TypeInfo kTypeInfo[] = {
-    {1, "bool"},          {1, "int8"},           {2, "int16"},          {4, "int32"},
-    {8, "int64"},         {1, "uint8"},          {2, "uint16"},         {4, "uint32"},
-    {8, "uint64"},        {2, "float16"},        {2, "bfloat16"},       {4, "float32"},
-    {8, "float64"},       {4, "complex32"},      {8, "complex64"},      {16, "complex128"},
-    {1, "float8_e4m3fn"}, {1, "float8_e5m2"},    {1, "float8_e4m3fnuz"}, {1, "float8_e5m2fnuz"},
+    {1, "bool"},           {1, "int8"},        {2, "int16"},           {4, "int32"},
+    {8, "int64"},          {1, "uint8"},       {2, "uint16"},          {4, "uint32"},
+    {8, "uint64"},         {2, "float16"},     {2, "bfloat16"},        {4, "float32"},
+    {8, "float64"},        {4, "complex32"},   {8, "complex64"},       {16, "complex128"},
+    {1, "float8_e4m3fn"},  {1, "float8_e5m2"}, {1, "float8_e4m3fnuz"}, {1, "float8_e5m2fnuz"},
     {1, "float8_e8m0fnu"},
 };
 static_assert(sizeof(kTypeInfo) / sizeof(kTypeInfo[0]) ==

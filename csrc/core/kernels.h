@@ -29,15 +29,31 @@ struct KernelSet {
   // Unit strides on both sides (src_stride == itemsize(S), dst_stride == itemsize(D)).
   StridedLoop contig[kNumTypes][kNumTypes];
   TransposeLoop transpose[kNumTypes][kNumTypes];
+  // Same with non-temporal stores, for destinations much larger than the last-level cache;
+  // needs a 64-byte aligned destination base and row stride. nullptr where not provided.
+  TransposeLoop transpose_streaming[kNumTypes][kNumTypes];
+  // True where `transpose` is a hand-vectorised kernel rather than the portable blocked loop.
+  bool transpose_vectorised[kNumTypes][kNumTypes];
   // Copies elements made of `parts` components of 2^log2_part bytes each, reversing the
   // bytes of every component: swap[log2_part - 1][parts - 1] (strided and unit-stride).
   StridedLoop swap_strided[3][2];
   StridedLoop swap_contig[3][2];
+  // Unit-stride loops with non-temporal stores, for destinations much larger than the
+  // last-level cache; nullptr where a kernel set has none (then `contig` runs).
+  StridedLoop contig_streaming[kNumTypes][kNumTypes];
+  StridedLoop swap_contig_streaming[3][2];
+  // Byte copy (n = bytes) with non-temporal stores; nullptr: use std::memcpy.
+  StridedLoop copy_streaming;
 };
 
 const KernelSet& baseline_kernels();
-// nullptr when the AVX2 variant was not compiled in.
-const KernelSet* avx2_kernels();
+
+// Set in kernels_avx2.cpp when that file is part of the build. Plain data: reading it is safe
+// on any CPU, unlike calling into the file.
+extern const bool kAvx2CompiledIn;
+// Builds (once) and returns the AVX2 kernel set. This runs AVX2 code: call it only after
+// checking that the CPU has AVX2, F16C and FMA (cpu_dispatch.cpp does).
+const KernelSet& avx2_kernels();
 
 // The kernel set selected by TORCHNP_CPU / set_cpu_variant / the CPU's features.
 const KernelSet& active_kernels();

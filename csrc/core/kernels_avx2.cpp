@@ -1,5 +1,6 @@
 // The AVX2 kernel set (compiled with -mavx2 -mf16c -mfma; used only after a cpuid check):
-// the portable loops auto-vectorised for AVX2, plus hand-written loops for the hot pairs.
+// the portable loops auto-vectorised for AVX2, plus hand-written contiguous loops for the hot
+// pairs, each in a normal and a streaming (non-temporal store) version.
 // Every loop here must give the same bits as the baseline scalar code (tests/cpp checks).
 #define TORCHNP_ISA avx2
 #include <immintrin.h>
@@ -11,138 +12,207 @@ namespace torchnp::core {
 namespace avx2 {
 namespace {
 
-// ---- contiguous casts ------------------------------------------------------------------------
-// Each processes whole vectors and leaves the tail to the portable loop (same results).
-
-void f16_to_f32(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    __m256 a = _mm256_cvtph_ps(loadu128(s + 2 * k));
-    __m256 b = _mm256_cvtph_ps(loadu128(s + 2 * k + 16));
-    _mm256_storeu_ps(reinterpret_cast<float*>(d + 4 * k), a);
-    _mm256_storeu_ps(reinterpret_cast<float*>(d + 4 * k + 32), b);
+template <bool kNT>
+inline void store256(char* p, __m256i v) {
+  if constexpr (kNT) {
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+  } else {
+    storeu(p, v);
   }
-  contig_loop<Half, float>(s + 2 * k, 2, d + 4 * k, 4, n - k);
 }
+
+template <bool kNT>
+inline void store128(char* p, __m128i v) {
+  if constexpr (kNT) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), v);
+  } else {
+    storeu128(p, v);
+  }
+}
+
+// ---- one vector step per pair: kStep elements from s to d -----------------------------------
+
+struct F16ToF32 {
+  using S = Half;
+  using D = float;
+  static constexpr int64_t kStep = 16;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    store256<kNT>(d, _mm256_castps_si256(_mm256_cvtph_ps(loadu128(s))));
+    store256<kNT>(d + 32, _mm256_castps_si256(_mm256_cvtph_ps(loadu128(s + 16))));
+  }
+};
 
 // vcvtps2ph with imm 0 rounds to nearest even, like f32_to_f16 (NaNs: same quiet pattern).
-void f32_to_f16(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    __m256 a = _mm256_loadu_ps(reinterpret_cast<const float*>(s + 4 * k));
-    __m256 b = _mm256_loadu_ps(reinterpret_cast<const float*>(s + 4 * k + 32));
-    storeu128(d + 2 * k, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
-    storeu128(d + 2 * k + 16, _mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT));
+struct F32ToF16 {
+  using S = float;
+  using D = Half;
+  static constexpr int64_t kStep = 16;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m256 a = _mm256_loadu_ps(reinterpret_cast<const float*>(s));
+    __m256 b = _mm256_loadu_ps(reinterpret_cast<const float*>(s + 32));
+    store128<kNT>(d, _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
+    store128<kNT>(d + 16, _mm256_cvtps_ph(b, _MM_FROUND_TO_NEAREST_INT));
   }
-  contig_loop<float, Half>(s + 4 * k, 4, d + 2 * k, 2, n - k);
-}
+};
 
-void bf16_to_f32(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    __m256i v = loadu(s + 2 * k);
-    __m256i lo = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16);
-    __m256i hi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16);
-    storeu(d + 4 * k, lo);
-    storeu(d + 4 * k + 32, hi);
+struct BF16ToF32 {
+  using S = BF16;
+  using D = float;
+  static constexpr int64_t kStep = 16;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m256i v = loadu(s);
+    store256<kNT>(d, _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16));
+    store256<kNT>(d + 32,
+                  _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16));
   }
-  contig_loop<BF16, float>(s + 2 * k, 2, d + 4 * k, 4, n - k);
-}
+};
 
-// Round to nearest even on the bits; NaN -> 0x7fc0 (as f32_to_bf16).
-inline __m256i bf16_round(__m256i x) {
-  const __m256i abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff));
-  const __m256i is_nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
-  __m256i r = _mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-  r = _mm256_srli_epi32(r, 16);
-  return _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc0), is_nan);
-}
-
-void f32_to_bf16(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    __m256i a = bf16_round(loadu(s + 4 * k));
-    __m256i b = bf16_round(loadu(s + 4 * k + 32));
-    // packus works per 128-bit lane: a0 b0 a1 b1 -> reorder the 64-bit quarters.
-    __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8);
-    storeu(d + 2 * k, p);
+struct F32ToBF16 {
+  using S = float;
+  using D = BF16;
+  static constexpr int64_t kStep = 16;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m256i a = bf16_round(loadu(s));
+    __m256i b = bf16_round(loadu(s + 32));
+    // packus works per 128-bit lane (a0 b0 | a1 b1): put the 64-bit quarters back in order.
+    store256<kNT>(d, _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8));
   }
-  contig_loop<float, BF16>(s + 4 * k, 4, d + 2 * k, 2, n - k);
-}
+};
 
-void f64_to_f32(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    __m128 a = _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(s + 8 * k)));
-    __m128 b = _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(s + 8 * k + 32)));
-    _mm256_storeu_ps(reinterpret_cast<float*>(d + 4 * k), _mm256_set_m128(b, a));
+struct F64ToF32 {
+  using S = double;
+  using D = float;
+  static constexpr int64_t kStep = 8;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m128 a = _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(s)));
+    __m128 b = _mm256_cvtpd_ps(_mm256_loadu_pd(reinterpret_cast<const double*>(s + 32)));
+    store256<kNT>(d, _mm256_castps_si256(_mm256_set_m128(b, a)));
   }
-  contig_loop<double, float>(s + 8 * k, 8, d + 4 * k, 4, n - k);
-}
+};
 
-void f32_to_f64(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    __m256 v = _mm256_loadu_ps(reinterpret_cast<const float*>(s + 4 * k));
-    _mm256_storeu_pd(reinterpret_cast<double*>(d + 8 * k), _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-    _mm256_storeu_pd(reinterpret_cast<double*>(d + 8 * k + 32),
-                     _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+struct F32ToF64 {
+  using S = float;
+  using D = double;
+  static constexpr int64_t kStep = 8;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m256 v = _mm256_loadu_ps(reinterpret_cast<const float*>(s));
+    store256<kNT>(d, _mm256_castpd_si256(_mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+    store256<kNT>(d + 32, _mm256_castpd_si256(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
   }
-  contig_loop<float, double>(s + 4 * k, 4, d + 8 * k, 8, n - k);
-}
+};
 
 // float -> 8-bit integer: cvttps2dq gives the x86 "integer indefinite" for NaN / out of range,
 // exactly cvtt32 of numeric.h; then keep the low byte (wrap-around, not saturation).
-template <class D>
-void f32_to_byte(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16) {
-    __m256i a = _mm256_cvttps_epi32(_mm256_loadu_ps(reinterpret_cast<const float*>(s + 4 * k)));
-    __m256i b = _mm256_cvttps_epi32(_mm256_loadu_ps(reinterpret_cast<const float*>(s + 4 * k + 32)));
-    storeu128(d + k, low_bytes_x16(a, b));
+template <class Dst>
+struct F32ToByte {
+  using S = float;
+  using D = Dst;
+  static constexpr int64_t kStep = 32;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    for (int h = 0; h < 2; ++h) {
+      const float* f = reinterpret_cast<const float*>(s + 64 * h);
+      __m256i a = _mm256_cvttps_epi32(_mm256_loadu_ps(f));
+      __m256i b = _mm256_cvttps_epi32(_mm256_loadu_ps(f + 8));
+      store128<kNT>(d + 16 * h, low_bytes_x16(a, b));
+    }
   }
-  contig_loop<float, D>(s + 4 * k, 4, d + k, 1, n - k);
+};
+
+template <class Src>
+struct ByteToF32 {
+  using S = Src;
+  using D = float;
+  static constexpr int64_t kStep = 8;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));
+    __m256i w = std::is_signed_v<Src> ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+    store256<kNT>(d, _mm256_castps_si256(_mm256_cvtepi32_ps(w)));
+  }
+};
+
+// Byte swap of 2/4/8-byte units with vpshufb (complex parts are units of their own).
+template <class P>
+struct SwapUnits {
+  using S = P;
+  using D = P;
+  static constexpr int64_t kStep = 64 / sizeof(P);
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    alignas(32) static constexpr int8_t kMask[3][32] = {
+        {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,
+         1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14},
+        {3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
+         3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12},
+        {7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
+         7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8}};
+    const __m256i m =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(kMask[sizeof(P) == 2   ? 0
+                                                                 : sizeof(P) == 4 ? 1
+                                                                                  : 2]));
+    store256<kNT>(d, _mm256_shuffle_epi8(loadu(s), m));
+    store256<kNT>(d + 32, _mm256_shuffle_epi8(loadu(s + 32), m));
+  }
+  static void tail(const char* s, char* d, int64_t n) {
+    swap_strided_loop<P, 1>(s, sizeof(P), d, sizeof(P), n);
+  }
+};
+
+// Plain copy, 64 bytes per step (used for large memcpy-class copies with streaming stores).
+struct CopyBytes {
+  using S = uint8_t;
+  using D = uint8_t;
+  static constexpr int64_t kStep = 64;
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    __m256i a = loadu(s), b = loadu(s + 32);
+    store256<kNT>(d, a);
+    store256<kNT>(d + 32, b);
+  }
+  static void tail(const char* s, char* d, int64_t n) { std::memcpy(d, s, static_cast<size_t>(n)); }
+};
+
+template <class K>
+void scalar_tail(const char* s, char* d, int64_t n) {
+  if constexpr (requires { K::tail(s, d, n); }) {
+    K::tail(s, d, n);
+  } else {
+    contig_loop<typename K::S, typename K::D>(s, sizeof(typename K::S), d, sizeof(typename K::D),
+                                              n);
+  }
 }
 
-template <class S>
-void byte_to_f32(const char* s, int64_t, char* d, int64_t, int64_t n) {
+// The driver: whole vector steps, scalar ends. The streaming version first brings the
+// destination to a 32-byte boundary (stream stores need it) and fences at the end.
+template <class K, bool kNT>
+void contig_kernel(const char* s, int64_t, char* d, int64_t, int64_t n) {
+  constexpr int64_t es = sizeof(typename K::S), ed = sizeof(typename K::D);
   int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + k));
-    __m256i w = std::is_signed_v<S> ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
-    _mm256_storeu_ps(reinterpret_cast<float*>(d + 4 * k), _mm256_cvtepi32_ps(w));
+  if constexpr (kNT) {
+    const auto mis = reinterpret_cast<uintptr_t>(d) % 32;
+    if (mis % ed != 0) {  // can never reach alignment: normal stores
+      contig_kernel<K, false>(s, es, d, ed, n);
+      return;
+    }
+    k = std::min<int64_t>(n, static_cast<int64_t>((32 - mis) % 32) / ed);
+    scalar_tail<K>(s, d, k);
   }
-  contig_loop<S, float>(s + k, 1, d + 4 * k, 4, n - k);
+  for (; k + K::kStep <= n; k += K::kStep) K::template step<kNT>(s + k * es, d + k * ed);
+  scalar_tail<K>(s + k * es, d + k * ed, n - k);
+  if constexpr (kNT) _mm_sfence();
 }
 
-// ---- byte swaps (vpshufb) -------------------------------------------------------------------
-
-template <int kPart>
-void swap_contig(const char* s, int64_t, char* d, int64_t, int64_t units) {
-  static_assert(kPart == 2 || kPart == 4 || kPart == 8);
-  alignas(32) static constexpr int8_t kMask[3][32] = {
-      {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,
-       1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14},
-      {3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
-       3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12},
-      {7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8,
-       7, 6, 5, 4, 3, 2, 1, 0, 15, 14, 13, 12, 11, 10, 9, 8}};
-  const __m256i m = _mm256_load_si256(
-      reinterpret_cast<const __m256i*>(kMask[kPart == 2 ? 0 : kPart == 4 ? 1 : 2]));
-  const int64_t bytes = units * kPart;
-  int64_t k = 0;
-  for (; k + 64 <= bytes; k += 64) {
-    storeu(d + k, _mm256_shuffle_epi8(loadu(s + k), m));
-    storeu(d + k + 32, _mm256_shuffle_epi8(loadu(s + k + 32), m));
-  }
-  using P = std::conditional_t<kPart == 2, uint16_t, std::conditional_t<kPart == 4, uint32_t, uint64_t>>;
-  swap_strided_loop<P, 1>(s + k, kPart, d + k, kPart, (bytes - k) / kPart);
-}
-
-template <int kPart, int kParts>
-void swap_contig_elems(const char* s, int64_t, char* d, int64_t, int64_t n) {
-  swap_contig<kPart>(s, 0, d, 0, n * kParts);
+// A complex element of two parts swaps as 2 units.
+template <class P, int kParts, bool kNT>
+void swap_elems(const char* s, int64_t, char* d, int64_t, int64_t n) {
+  contig_kernel<SwapUnits<P>, kNT>(s, sizeof(P), d, sizeof(P), n * kParts);
 }
 
 }  // namespace
@@ -150,32 +220,40 @@ void swap_contig_elems(const char* s, int64_t, char* d, int64_t, int64_t n) {
 void install_transposes(KernelSet& ks);  // transpose_avx2.cpp
 
 void install_vectorised(KernelSet& ks) {
-  auto set = [&](ScalarType s, ScalarType d, StridedLoop f) {
-    ks.contig[static_cast<int>(s)][static_cast<int>(d)] = f;
+  auto set = [&]<class K>(K) {
+    const int s = static_cast<int>(type_code<typename K::S>());
+    const int d = static_cast<int>(type_code<typename K::D>());
+    ks.contig[s][d] = &contig_kernel<K, false>;
+    ks.contig_streaming[s][d] = &contig_kernel<K, true>;
   };
-  using ST = ScalarType;
-  set(ST::kFloat16, ST::kFloat32, &f16_to_f32);
-  set(ST::kFloat32, ST::kFloat16, &f32_to_f16);
-  set(ST::kBFloat16, ST::kFloat32, &bf16_to_f32);
-  set(ST::kFloat32, ST::kBFloat16, &f32_to_bf16);
-  set(ST::kFloat64, ST::kFloat32, &f64_to_f32);
-  set(ST::kFloat32, ST::kFloat64, &f32_to_f64);
-  set(ST::kFloat32, ST::kUInt8, &f32_to_byte<uint8_t>);
-  set(ST::kFloat32, ST::kInt8, &f32_to_byte<int8_t>);
-  set(ST::kUInt8, ST::kFloat32, &byte_to_f32<uint8_t>);
-  set(ST::kInt8, ST::kFloat32, &byte_to_f32<int8_t>);
-  ks.swap_contig[0][0] = &swap_contig_elems<2, 1>;
-  ks.swap_contig[0][1] = &swap_contig_elems<2, 2>;
-  ks.swap_contig[1][0] = &swap_contig_elems<4, 1>;
-  ks.swap_contig[1][1] = &swap_contig_elems<4, 2>;
-  ks.swap_contig[2][0] = &swap_contig_elems<8, 1>;
-  ks.swap_contig[2][1] = &swap_contig_elems<8, 2>;
+  set(F16ToF32{});
+  set(F32ToF16{});
+  set(BF16ToF32{});
+  set(F32ToBF16{});
+  set(F64ToF32{});
+  set(F32ToF64{});
+  set(F32ToByte<uint8_t>{});
+  set(F32ToByte<int8_t>{});
+  set(ByteToF32<uint8_t>{});
+  set(ByteToF32<int8_t>{});
+  auto set_swap = [&]<class P>(P, int lg) {
+    ks.swap_contig[lg - 1][0] = &swap_elems<P, 1, false>;
+    ks.swap_contig[lg - 1][1] = &swap_elems<P, 2, false>;
+    ks.swap_contig_streaming[lg - 1][0] = &swap_elems<P, 1, true>;
+    ks.swap_contig_streaming[lg - 1][1] = &swap_elems<P, 2, true>;
+  };
+  set_swap(uint16_t{}, 1);
+  set_swap(uint32_t{}, 2);
+  set_swap(uint64_t{}, 3);
+  ks.copy_streaming = &contig_kernel<CopyBytes, true>;
   install_transposes(ks);
 }
 
 }  // namespace avx2
 
-const KernelSet* avx2_kernels() {
+const bool kAvx2CompiledIn = true;
+
+const KernelSet& avx2_kernels() {
   static const KernelSet ks = [] {
     KernelSet k{};
     k.name = "avx2";
@@ -183,7 +261,7 @@ const KernelSet* avx2_kernels() {
     avx2::install_vectorised(k);
     return k;
   }();
-  return &ks;
+  return ks;
 }
 
 }  // namespace torchnp::core

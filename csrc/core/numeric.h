@@ -23,7 +23,11 @@ constexpr float f16_to_f32(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t man = h & 0x3ffu;
-  if (exp == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (man << 13));
+  if (exp == 0x1f) {
+    // Inf, or NaN made quiet (payload kept) exactly as vcvtph2ps does, so that the scalar and
+    // F16C paths agree bit for bit.
+    return std::bit_cast<float>(sign | 0x7f800000u | (man << 13) | (man != 0 ? 0x400000u : 0u));
+  }
   if (exp == 0) {
     // Subnormal (or zero): man * 2^-24 is exact in float.
     float v = static_cast<float>(man) * 0x1p-24f;
@@ -78,10 +82,11 @@ constexpr uint16_t f64_to_f16(double d) {
 constexpr float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(uint32_t{b} << 16); }
 
 // Round-to-nearest-even on the bit pattern (ml_dtypes / Eigen float_to_bfloat16_rtne).
-// Every NaN becomes the one canonical quiet NaN 0x7fc0 (documented; tests compare isnan).
+// Every NaN becomes the canonical quiet NaN 0x7fc0 with its sign kept, as ml_dtypes does.
 constexpr uint16_t f32_to_bf16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
+  if ((x & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>(0x7fc0u | ((x >> 16) & 0x8000u));
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
@@ -136,7 +141,11 @@ constexpr bool f8_is_inf(F8Kind k, uint8_t c) { return k == F8Kind::kE5M2 && (c 
 // Exact decode (every 8-bit float value is a float).
 constexpr float f8_to_f32(F8Kind k, uint8_t c) {
   const F8Format f = f8_format(k);
-  if (f8_is_nan(k, c)) return std::numeric_limits<float>::quiet_NaN();
+  if (f8_is_nan(k, c)) {
+    // ml_dtypes keeps the code's sign bit (fnuz's only NaN, 0x80, is negative); e8m0 has none.
+    const bool negative = k != F8Kind::kE8M0FNU && (c & 0x80u);
+    return std::bit_cast<float>(negative ? 0xffc00000u : 0x7fc00000u);
+  }
   if (k == F8Kind::kE8M0FNU) {
     // 2^(c-127); c == 0 is the float subnormal 2^-127.
     return c == 0 ? std::bit_cast<float>(0x00400000u) : std::bit_cast<float>(uint32_t{c} << 23);
@@ -146,9 +155,8 @@ constexpr float f8_to_f32(F8Kind k, uint8_t c) {
   uint32_t exp = (c & 0x7fu) >> f.man_bits;
   if (f8_is_inf(k, c)) return std::bit_cast<float>(sign | 0x7f800000u);
   if (exp == 0) {
-    float v = static_cast<float>(man) * std::bit_cast<float>(
-                                            static_cast<uint32_t>(127 + 1 - f.bias - f.man_bits)
-                                            << 23);
+    float v = static_cast<float>(man) *
+              std::bit_cast<float>(static_cast<uint32_t>(127 + 1 - f.bias - f.man_bits) << 23);
     return sign ? -v : v;
   }
   return std::bit_cast<float>(sign | ((exp - f.bias + 127) << 23) | (man << (23 - f.man_bits)));

@@ -1,6 +1,7 @@
 // plan_copy: reduce a strided copy to canonical form and pick the kernel class
 // (HPTT-style "plan once, execute many"; NumPy's dimension coalescing).
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <numeric>
 #include <stdexcept>
@@ -13,8 +14,9 @@ namespace {
 
 const char* short_name(ScalarType t) {
   static constexpr const char* kNames[] = {
-      "b1",  "i8",  "i16", "i32", "i64",    "u8",   "u16",    "u32",      "u64",      "f16",     "bf16",
-      "f32", "f64", "c32", "c64", "c128",   "e4m3fn", "e5m2", "e4m3fnuz", "e5m2fnuz", "e8m0fnu"};
+      "b1",  "i8",   "i16",    "i32",  "i64",      "u8",       "u16",
+      "u32", "u64",  "f16",    "bf16", "f32",      "f64",      "c32",
+      "c64", "c128", "e4m3fn", "e5m2", "e4m3fnuz", "e5m2fnuz", "e8m0fnu"};
   return kNames[static_cast<int>(t)];
 }
 
@@ -66,7 +68,9 @@ CopyPlan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Ope
     if (s < 0) throw std::invalid_argument("torchnp: negative dimension size");
     if (s == 0) empty = true;
   }
-  std::vector<Dim> dims;
+  // Fixed storage: more than kMaxCanonicalDims dims of size >= 2 would overflow numel first.
+  std::array<Dim, kMaxCanonicalDims> dims;
+  size_t nd = 0;
   const char* src_base = src.data;
   char* dst_base = dst.data;
   if (!empty) {
@@ -79,14 +83,14 @@ CopyPlan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Ope
       if (d.dst < 0) {
         // Walk this dim backwards on both sides: same pairs of elements, ascending dst.
         // Pointer arithmetic is done on integers: the base may move outside [data, data+n).
-        dst_base = reinterpret_cast<char*>(reinterpret_cast<intptr_t>(dst_base) +
-                                           (d.size - 1) * d.dst);
+        dst_base =
+            reinterpret_cast<char*>(reinterpret_cast<intptr_t>(dst_base) + (d.size - 1) * d.dst);
         src_base = reinterpret_cast<const char*>(reinterpret_cast<intptr_t>(src_base) +
                                                  (d.size - 1) * d.src);
         d.dst = -d.dst;
         d.src = -d.src;
       }
-      dims.push_back(d);
+      dims[nd++] = d;
     }
   }
   p.src_base = src_base;
@@ -103,16 +107,24 @@ CopyPlan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Ope
 
   // Loop order: outermost = largest dst stride; ties broken by the source's stride, so that
   // the inner loops walk both operands as contiguously as possible.
-  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) {
+  // (Insertion sort: stable, allocation-free, and the dim count is small.)
+  auto outer_first = [](const Dim& a, const Dim& b) {
     if (a.dst != b.dst) return a.dst > b.dst;
     return std::llabs(a.src) > std::llabs(b.src);
-  });
+  };
+  for (size_t i = 1; i < nd; ++i) {
+    const Dim d = dims[i];
+    size_t k = i;
+    for (; k > 0 && outer_first(d, dims[k - 1]); --k) dims[k] = dims[k - 1];
+    dims[k] = d;
+  }
 
   // Merge an outer dim into the next inner one when both operands step through it as one run.
-  std::vector<Dim> out;
-  for (size_t i = 0; i < dims.size(); ++i) {
+  std::array<Dim, kMaxCanonicalDims> out;
+  size_t n_out = 0;
+  for (size_t i = 0; i < nd; ++i) {
     Dim d = dims[i];
-    while (i + 1 < dims.size()) {
+    while (i + 1 < nd) {
       const Dim& inner = dims[i + 1];
       if (d.dst == inner.dst * inner.size && d.src == inner.src * inner.size) {
         d = Dim{d.size * inner.size, inner.src, inner.dst};
@@ -121,33 +133,50 @@ CopyPlan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Ope
         break;
       }
     }
-    out.push_back(d);
+    out[n_out++] = d;
   }
-  if (out.empty()) out.push_back(Dim{1, es, ed});  // 0-d or all size-1: one element
+  if (n_out == 0) out[n_out++] = Dim{1, es, ed};  // 0-d or all size-1: one element
 
   // Transpose class: the destination is unit-stride innermost; bring the dim that is
   // unit-stride in the source right before it (outer loop order is free).
-  const size_t nd = out.size();
-  if (nd >= 2 && out[nd - 1].dst == ed && out[nd - 1].src != es && out[nd - 2].src != es) {
-    for (size_t k = nd - 1; k-- > 0;) {
+  const size_t m = n_out;
+  if (m >= 2 && out[m - 1].dst == ed && out[m - 1].src != es && out[m - 2].src != es) {
+    for (size_t k = m - 1; k-- > 0;) {
       if (out[k].src == es) {
-        Dim t = out[k];
-        out.erase(out.begin() + static_cast<std::ptrdiff_t>(k));
-        out.insert(out.end() - 1, t);
+        const Dim t = out[k];
+        for (size_t q = k; q + 2 < m; ++q) out[q] = out[q + 1];
+        out[m - 2] = t;
         break;
       }
     }
   }
 
-  for (const Dim& d : out) {
-    p.shape.push_back(d.size);
-    p.src_strides.push_back(d.src);
-    p.dst_strides.push_back(d.dst);
+  p.shape.resize(m);
+  p.src_strides.resize(m);
+  p.dst_strides.resize(m);
+  for (size_t k = 0; k < m; ++k) {
+    p.shape[k] = out[k].size;
+    p.src_strides[k] = out[k].src;
+    p.dst_strides[k] = out[k].dst;
   }
 
+  // Kernel name, NumPy-like grammar: <layout>_<src>_to_<dst>/<cpu variant>; '>' marks a
+  // byte-swapped operand.
   const KernelSet& ks = active_kernels();
-  std::string types = std::string(p.src_swapped ? ">" : "") + short_name(p.src_dtype) + "_to_" +
-                      (p.dst_swapped ? ">" : "") + short_name(p.dst_dtype);
+  auto name = [&](const char* layout) {
+    // Appends, no formatting: this runs for every copy, small ones included.
+    std::string k;
+    k.reserve(64);
+    k += layout;
+    if (p.src_swapped) k += '>';
+    k += short_name(p.src_dtype);
+    k += "_to_";
+    if (p.dst_swapped) k += '>';
+    k += short_name(p.dst_dtype);
+    k += '/';
+    k += ks.name;
+    return k;
+  };
   switch (classify(p)) {
     case CopyClass::kEmpty:
       p.kernel = "empty";
@@ -156,15 +185,19 @@ CopyPlan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Ope
       p.kernel = "memcpy";
       break;
     case CopyClass::kContig:
-      p.kernel = "contig_" + types + "/" + ks.name;
+      p.kernel = name("contig_");
       break;
     case CopyClass::kTranspose:
-      p.kernel = "transpose_tile_" + types + "/" +
-                 ks.name;
+      p.kernel = name(transpose_via_buffer(ks, p.src_dtype, p.dst_dtype) ? "transpose_buffered_"
+                                                                         : "transpose_tile_");
       break;
-    case CopyClass::kStrided:
-      p.kernel = "strided_" + std::to_string(p.shape.size()) + "d_" + types + "/" + ks.name;
+    case CopyClass::kStrided: {
+      static constexpr const char* kStrided[] = {
+          "strided_0d_", "strided_1d_", "strided_2d_", "strided_3d_", "strided_4d_",
+          "strided_5d_", "strided_6d_", "strided_7d_", "strided_8d_", "strided_nd_"};
+      p.kernel = name(kStrided[std::min<size_t>(p.shape.size(), 9)]);
       break;
+    }
   }
   return p;
 }

@@ -4,12 +4,14 @@
 #   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
 #   tests/cpp/build.sh release --big   also a copy of 2^31 + 4099 elements (2 GiB destination)
 #   $BUILD_DIR/bench_core [threads] [variant]   micro-benchmark (after a build)
-#   BUILD_DIR=... to choose where (default /tmp/torchnp_cpp_<mode>), NO_RUN=1 to only build.
+#   BUILD_DIR=... to choose where (default build/cpp-<mode> in the checkout), NO_RUN=1 to only build.
 set -euo pipefail
 mode=${1:-release}
 here=$(cd "$(dirname "$0")" && pwd)
-build=${BUILD_DIR:-/tmp/torchnp_cpp_$mode}
-oracle=${ORACLE:-/tmp/torchnp_oracle.bin}
+root=$(cd "$here/../.." && pwd)
+# Inside the checkout, so that two clones never share (and confuse) a CMake cache or an oracle.
+build=${BUILD_DIR:-$root/build/cpp-$mode}
+oracle=${ORACLE:-$root/build/cpp-oracle.bin}
 san=OFF
 btype=Release
 if [[ $mode == asan ]]; then san=ON; btype=RelWithDebInfo; fi
@@ -17,7 +19,9 @@ cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$btype -DTORCHNP_SANITI
   -DCMAKE_CXX_FLAGS_RELEASE="-O2" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 cmake --build "$build"
 if [[ -n ${NO_RUN:-} ]]; then exit 0; fi
-if [[ ! -f $oracle ]]; then
+# Regenerate when the generator changed (or NumPy/ml_dtypes did: delete the file).
+if [[ ! -f $oracle || $here/gen_oracle.py -nt $oracle ]]; then
+  mkdir -p "$(dirname "$oracle")"
   python "$here/gen_oracle.py" "$oracle"
 fi
 "$build/test_core" "$oracle" "${@:2}"

@@ -46,7 +46,7 @@ rng = np.random.default_rng(1234)
 
 
 def uint_of(size):
-    return np.dtype("u%d" % size)
+    return np.dtype(f"u{size}")
 
 
 def small_float_boundaries():
@@ -212,37 +212,34 @@ def real_part_f64(x):
 
 
 def main():
-    out = open(sys.argv[1], "wb")
-    for si, sd in enumerate(DTYPES):
-        x = inputs(sd)
-        for di, dd in enumerate(DTYPES):
-            try:
-                if sd == md.complex32 and dd == np.bool_:
-                    # ml_dtypes 0.6 stores (uint8)(int)real as the bool byte (2.5+0j -> 2,
-                    # 256+0j -> False). torchnp deliberately does what NumPy does for complex64:
-                    # True where either part is nonzero.
-                    y = x.astype(np.complex64).astype(dd)
-                else:
-                    y = x.astype(dd)
-            except TypeError:
-                print("no NumPy cast", sd, "->", dd)
-                out.write(struct.pack("<BBQ", si, di, 0))
-                continue
-            mask = np.ones(len(x), np.uint8)
-            if (
-                dd == np.uint32
-                and sd.kind in "fcV"
-                or (dd == np.uint32 and sd.name.startswith(("float", "bfloat", "complex")))
-            ):
-                # Out-of-range float -> uint32: NumPy's vectorised body (2^31 offset trick on
-                # 32-bit cvtt) and scalar tail (64-bit cvtt, truncate) disagree.
-                r = real_part_f64(x)
-                mask = ((r > -(2.0**31)) & (r < 2.0**32)).astype(np.uint8)
-            out.write(struct.pack("<BBQ", si, di, len(x)))
-            out.write(np.ascontiguousarray(x).tobytes())
-            out.write(np.ascontiguousarray(y).tobytes())
-            out.write(mask.tobytes())
-    out.close()
+    with open(sys.argv[1], "wb") as out:
+        for si, sd in enumerate(DTYPES):
+            x = inputs(sd)
+            for di, dd in enumerate(DTYPES):
+                try:
+                    if sd == md.complex32 and dd == np.bool_:
+                        # ml_dtypes 0.6 stores (uint8)(int)real as the bool byte (2.5+0j -> 2,
+                        # 256+0j -> False). torchnp deliberately does what NumPy does for complex64:
+                        # True where either part is nonzero.
+                        y = x.astype(np.complex64).astype(dd)
+                    else:
+                        y = x.astype(dd)
+                except TypeError:
+                    print("no NumPy cast", sd, "->", dd)
+                    out.write(struct.pack("<BBQ", si, di, 0))
+                    continue
+                mask = np.ones(len(x), np.uint8)
+                if dd == np.uint32 and (
+                    sd.kind in "fcV" or sd.name.startswith(("float", "bfloat", "complex"))
+                ):
+                    # Out-of-range float -> uint32: NumPy's vectorised body (2^31 offset trick on
+                    # 32-bit cvtt) and scalar tail (64-bit cvtt, truncate) disagree.
+                    r = real_part_f64(x)
+                    mask = ((r > -(2.0**31)) & (r < 2.0**32)).astype(np.uint8)
+                out.write(struct.pack("<BBQ", si, di, len(x)))
+                out.write(np.ascontiguousarray(x).tobytes())
+                out.write(np.ascontiguousarray(y).tobytes())
+                out.write(mask.tobytes())
 
 
 if __name__ == "__main__":
