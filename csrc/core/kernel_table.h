@@ -13,6 +13,13 @@ namespace torchnp::core::TORCHNP_ISA {
 
 template <class S, class D>
 void strided_loop(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
+  constexpr int64_t es = sizeof(S), ed = sizeof(D);
+  if (ss == -es && ds == ed) {
+    // A reversed source (a[::-1] into a fresh array): with compile-time strides the compiler
+    // vectorises it with lane permutes; the generic loop below runs 2x slower than NumPy here.
+    for (int64_t k = 0; k < n; ++k) store<D>(dst + k * ed, cast<D>(load<S>(src - k * es)));
+    return;
+  }
   for (int64_t k = 0; k < n; ++k) store<D>(dst + k * ds, cast<D>(load<S>(src + k * ss)));
 }
 
