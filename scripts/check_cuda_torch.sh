@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${CUDA_TORCH_VENV:-.venv-cuda-torch}
 TORCH_SPEC=${CUDA_TORCH_SPEC:-torch==2.14.1}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-PY="$VENV/bin/python"
+PY="$(cd "$VENV" && pwd)/bin/python"  # absolute: the check below runs from /tmp
 "$PY" -m pip install -q --upgrade pip
 "$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes "scikit-build-core>=0.10" "cmake>=3.26" \
   ninja "pybind11>=2.12"
