@@ -1,6 +1,8 @@
 # Describe the installed torch to CMake the way torch.utils.cpp_extension does: include paths,
 # library dir, C++ ABI flag, version. Defines the imported target torchnp::torch and the
-# variables TORCHNP_TORCH_VERSION ("2.13") and TORCHNP_TORCH_CUDA ("" or "13.0").
+# variables TORCHNP_TORCH_VERSION ("2.13"), TORCHNP_TORCH_CUDA ("" or "13.0"),
+# TORCHNP_TORCH_PARALLEL (ATen's parallel backend: "OpenMP" or "native thread pool") and
+# TORCHNP_TORCH_OMP_RUNTIME (the OpenMP library torch loaded, when it uses OpenMP).
 execute_process(
   COMMAND "${Python3_EXECUTABLE}" -c [=[
 import os, torch
@@ -11,6 +13,22 @@ print("abi=%d" % int(torch._C._GLIBCXX_USE_CXX11_ABI))
 print("version=" + ".".join(torch.__version__.split("+")[0].split(".")[:2]))
 print("cuda=" + (torch.version.cuda or ""))
 print("versionfile=" + os.path.join(os.path.dirname(torch.__file__), "version.py"))
+backend = [l.split(":", 1)[1].strip() for l in torch.__config__.parallel_info().splitlines()
+           if l.startswith("ATen parallel backend")]
+print("parallel=" + (backend[0] if backend else ""))
+# The OpenMP runtime torch itself loaded: the extension must join that one team, not start a
+# second runtime (torch.set_num_threads would not reach it).
+omp = ""
+try:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if any(k in os.path.basename(path) for k in ("libgomp", "libiomp", "libomp")):
+                omp = path
+                break
+except OSError:
+    pass
+print("omp=" + omp)
 ]=]
   OUTPUT_VARIABLE _probe
   RESULT_VARIABLE _probe_rc
@@ -30,11 +48,14 @@ _torchnp_probe_field(abi _abi)
 _torchnp_probe_field(version TORCHNP_TORCH_VERSION)
 _torchnp_probe_field(cuda TORCHNP_TORCH_CUDA)
 _torchnp_probe_field(versionfile _torch_version_file)
+_torchnp_probe_field(parallel TORCHNP_TORCH_PARALLEL)
+_torchnp_probe_field(omp TORCHNP_TORCH_OMP_RUNTIME)
 string(REPLACE "|" ";" _torch_includes "${_torch_includes}")
 # Re-run this probe (and so rebuild against the new headers) whenever torch is reinstalled.
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_torch_version_file}")
 message(STATUS "torchnp: torch ${TORCHNP_TORCH_VERSION} (CUDA '${TORCHNP_TORCH_CUDA}'), "
-               "lib ${_torch_lib}, C++11 ABI ${_abi}")
+               "lib ${_torch_lib}, C++11 ABI ${_abi}, parallel backend '${TORCHNP_TORCH_PARALLEL}' "
+               "${TORCHNP_TORCH_OMP_RUNTIME}")
 
 add_library(torchnp::torch INTERFACE IMPORTED)
 target_include_directories(torchnp::torch SYSTEM INTERFACE ${_torch_includes})

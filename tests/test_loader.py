@@ -144,3 +144,24 @@ def test_recorded_build_file_is_installed_and_matches_the_binary():
     native, reason = _engines.load_native()
     assert native is not None, reason
     assert recorded["torch_version"] == native._C.build_info()["torch_version"]
+
+
+def test_native_copies_run_on_torchs_intra_op_threads():
+    """at::parallel_for is a header template: a binding compiled without OpenMP runs every
+    "parallel" copy on the calling thread, silently (found in issue 4: all native copies were
+    single-threaded). The probe counts the threads it really ran on."""
+    native, reason = _engines.load_native()
+    if native is None:
+        pytest.skip(reason)
+    C = native._C
+    assert C.build_info()["parallel"] != "serial"
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("torch has one intra-op thread here")
+    assert C.parallel_probe(64) == threads
+    torch.set_num_threads(1)  # and torch.set_num_threads reaches the pool the copies use
+    try:
+        assert C.parallel_probe(64) == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert C.parallel_probe(64) == threads

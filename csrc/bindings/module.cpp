@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -85,6 +87,7 @@ py::dict build_info() {
   d["compiler"] = TORCHNP_BUILD_COMPILER;
   d["cxx_flags"] = TORCHNP_BUILD_CXX_FLAGS;
   d["build_type"] = TORCHNP_BUILD_TYPE;
+  d["parallel"] = TORCHNP_BUILD_PARALLEL;
   d["cpu_variants"] = torchnp::core::compiled_cpu_variants();
   return d;
 }
@@ -121,6 +124,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Plan a copy without running it (for inspection and tests).");
 
   m.def("build_info", &build_info, "Facts recorded when this binary was built.");
+  m.def(
+      "parallel_probe",
+      [](int64_t units) {
+        // The distinct threads at::parallel_for runs `units` one-unit tasks on: a build that
+        // lost OpenMP runs them all on the caller, silently, and this is how tests see it.
+        std::mutex mu;
+        std::set<int> ids;
+        py::gil_scoped_release no_gil;
+        at::parallel_for(0, units, 1, [&](int64_t, int64_t) {
+          const std::lock_guard<std::mutex> lock(mu);
+          ids.insert(at::get_thread_num());
+        });
+        return static_cast<int>(ids.size());
+      },
+      py::arg("units"), "Number of threads torch's intra-op pool runs `units` tasks on.");
   m.def("cpu_variants", &torchnp::core::compiled_cpu_variants);
   m.def("active_cpu_variant", &torchnp::core::active_cpu_variant);
   m.def("set_cpu_variant", &torchnp::core::set_cpu_variant, py::arg("name"),

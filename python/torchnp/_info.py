@@ -26,6 +26,7 @@ class Info:
     build_cuda_version: str | None
     build_compiler: str | None
     build_cxx_flags: str | None
+    build_parallel: str | None = None
     cpu_variants: tuple[str, ...] = field(default_factory=tuple)
     cpu_variant: str | None = None
     threads: int = 1
@@ -87,6 +88,7 @@ def info() -> Info:
         build_cuda_version=build.get("cuda_version") or None,
         build_compiler=build.get("compiler"),
         build_cxx_flags=build.get("cxx_flags"),
+        build_parallel=build.get("parallel"),
         cpu_variants=variants,
         cpu_variant=active_variant if engine.name == "native" else None,
         threads=torch.get_num_threads(),

@@ -1,5 +1,6 @@
 // Micro-benchmark of csrc/core on the PERFORMANCE.md cases (warm destination, median of 7).
-// GB/s counts bytes read + bytes written. Usage: bench_core [threads] [variant]
+// GB/s counts bytes read + bytes written.
+// Usage: bench_core [threads] [variant] [name filter]; TORCHNP_BENCH_HUGE=src,dst, TORCHNP_BENCH_MISALIGN=1
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -9,6 +10,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "copy.h"
 
@@ -35,6 +38,27 @@ ParallelFor threaded_for(int nthreads) {
   };
 }
 
+// Page-aligned anonymous memory; huge pages (madvise) when `huge`, as NumPy asks for large
+// arrays; torch's CPU allocator does not, so its tensors sit on 4 KiB pages.
+struct Buffer {
+  char* p = nullptr;
+  size_t n = 0;
+  Buffer(size_t bytes, bool huge) : n(bytes) {
+    void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) std::abort();
+    p = static_cast<char*>(m);
+    madvise(p, n, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  }
+  ~Buffer() { munmap(p, n); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+bool env_has(const char* var, const char* word) {
+  const char* v = std::getenv(var);
+  return v != nullptr && std::strstr(v, word) != nullptr;
+}
+
 struct Case {
   std::string name;
   std::vector<int64_t> shape, sstr, dstr;  // strides in elements
@@ -46,8 +70,10 @@ double run(const Case& c, int threads) {
   const int64_t es = itemsize(c.st), ed = itemsize(c.dt);
   int64_t n = 1;
   for (auto s : c.shape) n *= s;
-  std::vector<char> src(n * es + 128), dst(n * ed + 128);
-  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>(i * 7 + (i >> 9));
+  // TORCHNP_BENCH_HUGE=src,dst: huge pages for those operands (default: 4 KiB pages).
+  Buffer src(n * es + 128, env_has("TORCHNP_BENCH_HUGE", "src"));
+  Buffer dst(n * ed + 128, env_has("TORCHNP_BENCH_HUGE", "dst"));
+  for (size_t i = 0; i < src.n; ++i) src.p[i] = static_cast<char>(i * 7 + (i >> 9));
   // 64-byte aligned like torch's CPU allocator, unless TORCHNP_BENCH_MISALIGN is set
   // (NumPy's large arrays come from malloc: 16-byte aligned).
   const uintptr_t mis = std::getenv("TORCHNP_BENCH_MISALIGN") ? 16 : 0;
@@ -55,10 +81,10 @@ double run(const Case& c, int threads) {
     return p + ((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) + mis;
   };
   Operand so, dop;
-  so.data = align(src.data());
+  so.data = align(src.p);
   so.dtype = c.st;
   so.byteswapped = c.sswap;
-  dop.data = align(dst.data());
+  dop.data = align(dst.p);
   dop.dtype = c.dt;
   for (auto s : c.sstr) so.strides.push_back(s * es);
   for (auto s : c.dstr) dop.strides.push_back(s * ed);
@@ -136,7 +162,11 @@ int main(int argc, char** argv) {
        ST::kFloat32,
        ST::kFloat32},
   };
-  for (const auto& c : cases) run(c, threads);
+  const char* only = argc > 3 ? argv[3] : nullptr;  // run only cases whose name contains it
+  for (const auto& c : cases) {
+    if (only == nullptr || c.name.find(only) != std::string::npos) run(c, threads);
+  }
+  if (only != nullptr) return 0;
   // Fixed cost: plan + execute of tiny copies (what every small conversion pays).
   {
     float a[64] = {}, b[64];
