@@ -11,6 +11,7 @@ import torch  # noqa: F401  (loads libtorch before the compiled engine needs it)
 
 from torchnp._from_numpy import from_numpy
 from torchnp._info import Info, info
+from torchnp._pool import empty_cache
 from torchnp._to_numpy import to_numpy
 
-__all__ = ["Info", "from_numpy", "info", "to_numpy"]
+__all__ = ["Info", "empty_cache", "from_numpy", "info", "to_numpy"]

@@ -225,9 +225,9 @@ def from_numpy(
         result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=True)
         dst = numpy_view_of_tensor(result)
     else:
-        # NumPy's allocator madvises huge pages for large arrays and torch's does not: writing
-        # fresh 4 KiB pages is 2-5x slower here. The tensor shares the NumPy array (like
-        # torch.from_numpy's do), so its storage cannot be resized.
+        # Host memory from NumPy's allocator or, when large, torchnp's recycled huge-page pool
+        # (torch's allocator gives fresh 4 KiB pages: 2-5x slower to write here). The tensor
+        # shares the array (like torch.from_numpy's do), so its storage cannot be resized.
         dst = empty_with_order(a, target_np, "K")
         result = tensor_of_numpy_view(dst, target)
     _policy.copy_between(dst, a, may_overlap=False)

@@ -10,11 +10,13 @@ import numpy as np
 import torch
 
 from torchnp import _engines
+from torchnp import _pool
 
 
 @dataclass(frozen=True)
 class Info:
-    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads."""
+    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads, and the
+    recycling pool for large outputs (its limit and the idle bytes it holds)."""
 
     engine: str
     fallback_reason: str | None
@@ -30,6 +32,8 @@ class Info:
     cpu_variants: tuple[str, ...] = field(default_factory=tuple)
     cpu_variant: str | None = None
     threads: int = 1
+    pool_limit_bytes: int = 0
+    pool_cached_bytes: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -92,4 +96,6 @@ def info() -> Info:
         cpu_variants=variants,
         cpu_variant=active_variant if engine.name == "native" else None,
         threads=torch.get_num_threads(),
+        pool_limit_bytes=_pool.POOL.limit,
+        pool_cached_bytes=_pool.POOL.cached_bytes,
     )

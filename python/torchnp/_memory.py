@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from torchnp._dtypes import carrier_numpy, carrier_torch, element_type_of_torch
+from torchnp import _pool
 
 
 def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
@@ -81,22 +82,32 @@ def memory_order_permutation(shape: Sequence[int], strides: Sequence[int]) -> li
 
 
 def empty_with_order(like: np.ndarray, dtype: np.dtype, order: str) -> np.ndarray:
-    """A fresh NumPy array (NumPy's allocator: huge pages for large arrays) that owns its data,
-    shaped like `like`, in `order`.
+    """A fresh uninitialised array shaped like `like`, in `order`, that shares no memory.
 
     order 'K' lays the dims out in the memory order of `like` (memory_order_permutation, so a
     transposed source gives an F-ordered result); 'C'/'F' as in NumPy.
     """
-    if order in ("C", "F"):
-        return np.empty(like.shape, dtype=dtype, order=order)
+    if order == "C":
+        return empty_in_memory_order(like.shape, None, dtype)
+    if order == "F":
+        pooled = _pooled(like.shape, list(reversed(range(like.ndim))), dtype)
+        return np.empty(like.shape, dtype=dtype, order="F") if pooled is None else pooled
     return empty_in_memory_order(like.shape, like.strides, dtype)
 
 
 def empty_in_memory_order(
-    shape: Sequence[int], strides: Sequence[int], dtype: np.dtype
+    shape: Sequence[int], strides: Sequence[int] | None, dtype: np.dtype
 ) -> np.ndarray:
-    """A fresh, owning NumPy array whose dims are laid out in the memory order of `strides`."""
-    perm = memory_order_permutation(shape, strides)
+    """A fresh uninitialised array whose dims are laid out in the memory order of `strides`
+    (C order when None).
+
+    Large ones (>= 4 MiB) come from the recycling pool (_pool: warm, huge-page memory, not
+    owned by the array); smaller ones from NumPy's allocator and own their data.
+    """
+    perm = list(range(len(shape))) if strides is None else memory_order_permutation(shape, strides)
+    pooled = _pooled(shape, perm, dtype)
+    if pooled is not None:
+        return pooled
     if perm == sorted(perm):
         return np.empty(shape, dtype=dtype)
     # np.empty_like reads nothing but the prototype's shape and stride order, so a prototype
@@ -106,6 +117,14 @@ def empty_in_memory_order(
         ranks[d] = len(shape) - position
     proto = np.lib.stride_tricks.as_strided(np.empty(1, np.uint8), shape, ranks)
     return np.empty_like(proto, dtype=dtype, order="K", subok=False)
+
+
+def _pooled(shape: Sequence[int], perm: list[int], dtype: np.dtype) -> np.ndarray | None:
+    """A pool array with dims laid out outermost-first as `perm`, or None (not pooled)."""
+    base = _pool.POOL.empty(tuple(shape[d] for d in perm), np.dtype(dtype))
+    if base is None or perm == sorted(perm):
+        return base
+    return base.transpose(np.argsort(perm).tolist())
 
 
 def empty_tensor_with_order(

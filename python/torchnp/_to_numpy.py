@@ -72,7 +72,7 @@ def _readable(tensor: object) -> torch.Tensor:
 
 
 def _resolved_on_host(t: torch.Tensor) -> np.ndarray:
-    """The tensor's stored values in fresh, owning host memory, conj/neg bits applied.
+    """The tensor's stored values in fresh host memory of their own, conj/neg bits applied.
 
     A device tensor is copied straight into a NumPy allocation (one transfer, no torch
     temporary). The bits are applied with NumPy's conjugate/negative (IEEE sign flips), not

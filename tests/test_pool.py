@@ -1,0 +1,162 @@
+"""The recycling pool for large fresh outputs (_pool): reuse, lifetimes, bounds, both engines."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import torchnp
+from torchnp import _pool
+
+BIG = 3 << 20  # float32 elements: 12 MiB, past _pool.MIN_BYTES
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    """A private pool, so counts do not depend on what other tests left behind."""
+    p = _pool.BufferPool(256 << 20)
+    monkeypatch.setattr(_pool, "POOL", p)
+    yield p
+    gc.collect()
+    p.clear()
+
+
+def _start(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def test_large_copies_come_from_the_pool_and_go_back(engine, pool):
+    t = torch.arange(BIG, dtype=torch.float32)
+    r = torchnp.to_numpy(t, copy=True)
+    assert not r.flags.owndata and r.flags.writeable and r.flags.c_contiguous
+    assert _start(r) % (2 << 20) == 0  # huge-page aligned
+    np.testing.assert_array_equal(r, t.numpy())
+    first = _start(r)
+    assert pool.cached_bytes == 0
+    del r
+    assert pool.cached_bytes >= t.nbytes
+    r2 = torchnp.to_numpy(t * 2, copy=True)  # same size: the same memory, rewritten
+    assert _start(r2) == first and pool.hits == 1
+    np.testing.assert_array_equal(r2, (t * 2).numpy())
+
+
+def test_small_results_own_their_data(engine, pool):
+    r = torchnp.to_numpy(torch.ones(1000), copy=True)
+    assert r.flags.owndata and pool.misses == 0 and pool.hits == 0
+
+
+def test_views_keep_the_memory_out_of_the_pool(engine, pool):
+    t = torch.arange(BIG, dtype=torch.float32)
+    r = torchnp.to_numpy(t, copy=True)
+    view = r.reshape(3, -1).T[::2]
+    del r
+    gc.collect()
+    assert pool.cached_bytes == 0  # the view still uses it
+    other = torchnp.to_numpy(t + 1, copy=True)
+    assert not np.shares_memory(other, view)
+    np.testing.assert_array_equal(view, t.numpy().reshape(3, -1).T[::2])
+    del view
+    assert pool.cached_bytes >= t.nbytes
+
+
+def test_from_numpy_copies_keep_their_memory_while_the_tensor_lives(engine, pool):
+    a = np.arange(BIG, dtype=np.float32)[::-1]  # negative stride: a copy
+    t = torchnp.from_numpy(a)
+    del a
+    gc.collect()
+    assert pool.cached_bytes == 0
+    spare = torchnp.from_numpy(np.ones(BIG, np.float32)[::-1])
+    assert t[0].item() == BIG - 1 and t[-1].item() == 0 and spare[0].item() == 1
+    del t, spare
+    assert pool.cached_bytes >= 2 * BIG * 4
+
+
+@pytest.mark.parametrize("order", ["C", "F", "K"])
+def test_pooled_results_have_the_requested_layout(engine, pool, order):
+    t = torch.arange(BIG, dtype=torch.float32).reshape(3, 1024, 1024).permute(2, 0, 1)
+    r = torchnp.to_numpy(t, dtype=np.float64, order=order)
+    assert not r.flags.owndata
+    expected = t.numpy().astype(np.float64)
+    np.testing.assert_array_equal(r, expected)
+    if order == "C":
+        assert r.flags.c_contiguous
+    elif order == "F":
+        assert r.flags.f_contiguous
+    else:
+        assert np.argsort(r.strides).tolist() == np.argsort(t.stride()).tolist()
+
+
+def test_limit_bounds_what_is_kept(engine, monkeypatch):
+    p = _pool.BufferPool(16 << 20)
+    monkeypatch.setattr(_pool, "POOL", p)
+    t = torch.ones(BIG)  # 12 MiB: fits the limit once
+    a, b = torchnp.to_numpy(t, copy=True), torchnp.to_numpy(t, copy=True)
+    del a, b
+    assert p.cached_bytes <= 16 << 20
+    huge = torchnp.to_numpy(torch.ones(5 << 20), copy=True)  # 20 MiB > limit: NumPy's memory
+    assert huge.flags.owndata
+
+
+def test_idle_buffers_are_unmapped(engine, pool, monkeypatch):
+    monkeypatch.setattr(_pool, "IDLE_SECONDS", 0.0)
+    r = torchnp.to_numpy(torch.ones(BIG), copy=True)
+    del r
+    assert pool.cached_bytes > 0
+    keep = torchnp.to_numpy(torch.ones(4 * BIG), copy=True)  # any pool operation expires
+    assert pool.cached_bytes == 0 and keep.size == 4 * BIG  # idle ones
+
+
+def test_empty_cache_releases_everything(engine, pool):
+    r = torchnp.to_numpy(torch.ones(BIG), copy=True)
+    del r
+    held = pool.cached_bytes
+    assert held > 0
+    assert torchnp.empty_cache() == held
+    assert pool.cached_bytes == 0 and torchnp.info().pool_cached_bytes == 0
+
+
+def test_threads_converting_at_once_get_distinct_correct_memory(engine, pool):
+    sources = [torch.full((BIG // 4,), float(k)) for k in range(8)]
+    results: dict[int, list] = {}
+
+    def work(k: int) -> None:
+        outs = [torchnp.to_numpy(sources[k], copy=True) for _ in range(4)]
+        results[k] = [(o, float(o.min()), float(o.max())) for o in outs]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    live = [o for k in results for o, _, _ in results[k]]
+    for k, items in results.items():
+        assert all(lo == hi == float(k) for _, lo, hi in items)
+    for i, x in enumerate(live):  # every live result has memory of its own
+        assert not any(np.shares_memory(x, y) for y in live[i + 1 :])
+
+
+@pytest.mark.single_engine
+@pytest.mark.parametrize(("value", "expect"), [("0", "owning"), ("lots", "error"), ("-1", "error")])
+def test_pool_limit_from_the_environment(value, expect):
+    code = (
+        "import torch, torchnp\n"
+        "r = torchnp.to_numpy(torch.ones(3 << 20), copy=True)\n"
+        "print(r.flags.owndata, torchnp.info().pool_limit_bytes)\n"
+    )
+    env = {**os.environ, "TORCHNP_POOL_BYTES": value}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if expect == "owning":
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["True", "0"]
+    else:
+        assert proc.returncode != 0
+        assert "TORCHNP_POOL_BYTES must be" in proc.stderr
