@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
       {"NCHW->NHWC u8", {B, HW, C}, {C * HW, 1, HW}, {HW * C, C, 1}, ST::kUInt8, ST::kUInt8},
       {"NHWC->NCHW u8", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kUInt8, ST::kUInt8},
       {"NHWC u8->NCHW f32", {B, C, HW}, {C * HW, 1, C}, {HW * C, HW, 1}, ST::kUInt8, ST::kFloat32},
+      {"transpose f32 4096^2", {N / 2, N / 2}, {1, N / 2}, {N / 2, 1}, ST::kFloat32, ST::kFloat32},
       {"transpose f64 4096^2", {N / 2, N / 2}, {1, N / 2}, {N / 2, 1}, ST::kFloat64, ST::kFloat64},
       {"transpose f64->f32 4096^2",
        {N / 2, N / 2},
