@@ -15,6 +15,7 @@ from torchnp._memory import (
 )
 
 # Types Tensor.numpy() returns as themselves (bits and NumPy type unchanged).
+_COMPLEX = frozenset((torch.complex32, torch.complex64, torch.complex128))
 _NUMPY_NATIVE = frozenset(
     (
         *(torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8),
@@ -197,8 +198,8 @@ def to_numpy(
         Element type of the result. The cast is fused into the copy and gives exactly
         ``ref.astype(dtype)`` where ``ref`` is the exact NumPy view of the tensor.
     copy : bool, optional
-        None (default): share memory when possible. True: always return a fresh array that owns
-        its data. False: never copy; raise ValueError listing every reason a copy is needed.
+        None (default): share memory when possible. True: always return a fresh array whose
+        memory nothing else uses. False: never copy; raise ValueError listing every reason a copy is needed.
     order : {'K', 'A', 'C', 'F'}, optional
         Memory layout of a copy, as in NumPy. 'K' keeps the tensor's dimension order.
     out : numpy.ndarray, optional
@@ -225,17 +226,19 @@ def to_numpy(
         and copy is None
         and order == "K"
         and type(tensor) is torch.Tensor
-        and tensor.dtype in _NUMPY_NATIVE
         and tensor.is_cpu
-        and tensor.layout is torch.strided
-        and not (tensor.is_conj() or tensor.is_neg() or tensor.is_nested)
+        and (dt := tensor.dtype) in _NUMPY_NATIVE
+        and not tensor.is_neg()
+        and (dt not in _COMPLEX or not tensor.is_conj())  # only complex tensors carry conj
     ):
         # The common call (a plain CPU tensor to a view of itself) costs one torch call on top
-        # of the built-in: every check below would only confirm it. Tensors without storage of
-        # their own (torch.func wrappers) fail here and get their explanation below.
+        # of the built-in: every check below would only confirm it. What the checks above let
+        # through and .numpy() still refuses (sparse or nested layouts, tensors without storage
+        # of their own such as torch.func wrappers) raises, rarely, and gets its explanation
+        # below; checking those layouts here would tax every call instead.
         try:
-            return tensor.numpy(force=True)
-        except RuntimeError:
+            return tensor.numpy(force=True) if tensor.requires_grad else tensor.numpy()
+        except (RuntimeError, TypeError):
             pass
     t = _readable(tensor)
     order = _policy.check_order(order)
