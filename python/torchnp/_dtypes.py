@@ -129,8 +129,27 @@ def element_type_of_torch(dt: torch.dtype) -> ElementType:
     return e
 
 
+_PARSED: dict[object, np.dtype] = {}
+
+
 def parse_dtype(dtype: DTypeLike) -> np.dtype:
-    """Turn a NumPy dtype-like or a torch.dtype into a NumPy dtype torchnp supports."""
+    """Turn a NumPy dtype-like or a torch.dtype into a NumPy dtype torchnp supports.
+
+    Memoised by the argument (dtypes, type objects, strings: all hashable, all immutable):
+    this runs on every call that passes dtype= or out=."""
+    try:
+        return _PARSED[dtype]
+    except (KeyError, TypeError):  # TypeError: an unhashable dtype-like
+        pass
+    dt = _parse_dtype(dtype)
+    try:
+        _PARSED[dtype] = dt
+    except TypeError:
+        pass
+    return dt
+
+
+def _parse_dtype(dtype: DTypeLike) -> np.dtype:
     if isinstance(dtype, torch.dtype):
         return element_type_of_torch(dtype).numpy
     try:
@@ -168,10 +187,19 @@ def carrier_numpy(dt: np.dtype) -> np.dtype | None:
 def carrier_torch(dt: torch.dtype) -> torch.dtype | None:
     """A torch integer dtype of the same size that Tensor.numpy() accepts, or None if `dt`
     converts natively."""
+    try:
+        return _CARRIER_TORCH[dt]
+    except KeyError:
+        pass
     e = element_type_of_torch(dt)
+    carrier = None
     if e.numpy.type.__module__.startswith("ml_dtypes"):
-        return _CARRIER[e.numpy.itemsize][1]
-    return None
+        carrier = _CARRIER[e.numpy.itemsize][1]
+    _CARRIER_TORCH[dt] = carrier
+    return carrier
+
+
+_CARRIER_TORCH: dict[torch.dtype, torch.dtype | None] = {}
 
 
 def is_complex(dt: np.dtype) -> bool:

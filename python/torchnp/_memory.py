@@ -104,7 +104,10 @@ def empty_in_memory_order(
     Large ones (>= 4 MiB) come from the recycling pool (_pool: warm, huge-page memory, not
     owned by the array); smaller ones from NumPy's allocator and own their data.
     """
-    perm = list(range(len(shape))) if strides is None else memory_order_permutation(shape, strides)
+    if strides is None or _descending(shape, strides):
+        pooled = _pool.POOL.empty(tuple(shape), dtype)  # the common case, without the sorting
+        return np.empty(shape, dtype=dtype) if pooled is None else pooled
+    perm = memory_order_permutation(shape, strides)
     pooled = _pooled(shape, perm, dtype)
     if pooled is not None:
         return pooled
@@ -119,9 +122,19 @@ def empty_in_memory_order(
     return np.empty_like(proto, dtype=dtype, order="K", subok=False)
 
 
+def _descending(shape: Sequence[int], strides: Sequence[int]) -> bool:
+    """Whether memory_order_permutation would keep the dims in order: no size-1 or broadcast
+    dim, |strides| never growing (so C order is the answer, without sorting)."""
+    return (
+        all(n > 1 for n in shape)
+        and all(strides)
+        and all(abs(a) >= abs(b) for a, b in zip(strides, strides[1:]))
+    )
+
+
 def _pooled(shape: Sequence[int], perm: list[int], dtype: np.dtype) -> np.ndarray | None:
     """A pool array with dims laid out outermost-first as `perm`, or None (not pooled)."""
-    base = _pool.POOL.empty(tuple(shape[d] for d in perm), np.dtype(dtype))
+    base = _pool.POOL.empty(tuple(shape[d] for d in perm), dtype)
     if base is None or perm == sorted(perm):
         return base
     return base.transpose(np.argsort(perm).tolist())

@@ -41,15 +41,25 @@ def is_contiguous(
     return True
 
 
+_CASTABLE: dict[tuple[np.dtype, np.dtype], bool] = {}
+
+
 def check_cast(src: np.dtype, dst: np.dtype) -> None:
     """Raise TypeError for element-type pairs NumPy/ml_dtypes cannot cast, the oracle every
     engine must match (ml_dtypes 0.6 has no cast between float8_e8m0fnu and the other float8
     types or complex32). Raised before anything is allocated or written."""
-    if not np.can_cast(src, dst, casting="unsafe"):
+    key = (src, dst)
+    castable = _CASTABLE.get(key)
+    if castable is None:
+        castable = _CASTABLE[key] = bool(np.can_cast(src, dst, casting="unsafe"))
+    if not castable:
         raise TypeError(
             f"torchnp: NumPy/ml_dtypes define no cast from {src} to {dst}; "
             "cast through float32 in two steps (e.g. .astype(np.float32) first)"
         )
+
+
+_DISCARDS_IMAGINARY: dict[tuple[np.dtype, np.dtype], bool] = {}
 
 
 def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int = 2) -> None:
@@ -58,7 +68,12 @@ def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int =
     `stacklevel` is what the public function would pass to ``warnings.warn`` itself (2: the
     user's line). Also emitted for complex32, where ml_dtypes' own cast stays silent.
     """
-    if is_complex(src) and not is_complex(dst) and dst.kind != "b":
+    key = (src, dst)
+    discards = _DISCARDS_IMAGINARY.get(key)
+    if discards is None:
+        discards = is_complex(src) and not is_complex(dst) and dst.kind != "b"
+        _DISCARDS_IMAGINARY[key] = discards
+    if discards:
         warnings.warn(
             "Casting complex values to real discards the imaginary part",
             np.exceptions.ComplexWarning,

@@ -22,6 +22,7 @@ unmapped at the next pool operation, and :func:`torchnp.empty_cache` unmaps ever
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import threading
@@ -83,7 +84,7 @@ class BufferPool:
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """A C-ordered uninitialised array from the pool, or None when the pool does not serve
         this size (too small, larger than the limit, or the pool is off)."""
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # (np.prod of a tuple costs ~4 us)
         if nbytes < MIN_BYTES or nbytes > self.limit:
             return None
         size = -(-nbytes // _ALIGN) * _ALIGN

@@ -25,13 +25,24 @@ _NUMPY_NATIVE = frozenset(
 )
 
 
+_IS_FUNCTORCH_WRAPPED = getattr(
+    getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
+)
+
+
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
-    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
-    return bool(check is not None and check(t))
+    return bool(_IS_FUNCTORCH_WRAPPED is not None and _IS_FUNCTORCH_WRAPPED(t))
 
 
 def _readable(tensor: object) -> torch.Tensor:
     """The tensor as a plain strided torch.Tensor, or TypeError saying what would work."""
+    if (
+        type(tensor) is torch.Tensor
+        and tensor.is_cpu  # not meta
+        and tensor.layout is torch.strided
+        and not (tensor.is_nested or tensor.is_quantized or _is_functorch_wrapped(tensor))
+    ):
+        return tensor.detach()  # the common case, each refusal below ruled out
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(
             f"to_numpy expects a torch.Tensor, got {type(tensor).__name__}; "
