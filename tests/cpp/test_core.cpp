@@ -475,6 +475,23 @@ void check_streaming_transpose() {
       check_layout(L, ScalarType::kFloat32, false, ScalarType::kFloat32, false, rng,
                    threaded_for(2), "streaming transpose");
     }
+    // Every other streaming 8x8 kernel (pairs of micro tiles storing whole lines), with the
+    // conversion on load: f64, f16, bf16 -> f32, and a 4-byte integer copied as bits.
+    for (auto [st, dt] : {std::pair{ScalarType::kFloat64, ScalarType::kFloat32},
+                          std::pair{ScalarType::kFloat16, ScalarType::kFloat32},
+                          std::pair{ScalarType::kBFloat16, ScalarType::kFloat32},
+                          std::pair{ScalarType::kInt32, ScalarType::kInt32}}) {
+      const int64_t es = itemsize(st);
+      Layout L;
+      L.shape = {ni, nj};
+      L.sstr = {es, ni * es};
+      L.dstr = {nj * 4, 4};
+      L.soff = 0;
+      L.doff = 4;
+      L.sbytes = ni * nj * es + 8;
+      L.dbytes = 4 + ni * nj * 4 + 8;
+      check_layout(L, st, false, dt, false, rng, threaded_for(2), "streaming transpose (cast)");
+    }
   }
   // Unit-stride casts and byte swaps over the same threshold (streaming stores), with a
   // destination base that is not 32-byte aligned.
