@@ -21,6 +21,9 @@ i = torchnp.info()
 print(i)
 assert torch.version.cuda, "expected a CUDA build of torch"
 assert i.engine == "native", i.fallback_reason
+assert i.build_parallel.startswith("OpenMP"), i.build_parallel  # torch's own runtime, joined
+from torchnp import _C
+assert _C.parallel_probe(64) == torch.get_num_threads(), "copies would run on one thread"
 t = torch.arange(12.0).reshape(3, 4)
 assert np.array_equal(torchnp.to_numpy(t.T, dtype=np.float16, order="C"), t.numpy().T.astype(np.float16))
 print("torchnp CPU build OK against torch", torch.__version__)
