@@ -2,7 +2,7 @@
 # library dir, C++ ABI flag, version. Defines the imported target torchnp::torch and the
 # variables TORCHNP_TORCH_VERSION ("2.13"), TORCHNP_TORCH_CUDA ("" or "13.0"),
 # TORCHNP_TORCH_PARALLEL (ATen's parallel backend: "OpenMP" or "native thread pool") and
-# TORCHNP_TORCH_OMP_RUNTIME (the OpenMP library torch loaded, when it uses OpenMP).
+# TORCHNP_TORCH_OMP_RUNTIME (the OpenMP library libtorch_cpu uses, when torch runs on OpenMP).
 execute_process(
   COMMAND "${Python3_EXECUTABLE}" -c [=[
 import os, torch
@@ -16,17 +16,25 @@ print("versionfile=" + os.path.join(os.path.dirname(torch.__file__), "version.py
 backend = [l.split(":", 1)[1].strip() for l in torch.__config__.parallel_info().splitlines()
            if l.startswith("ATen parallel backend")]
 print("parallel=" + (backend[0] if backend else ""))
-# The OpenMP runtime torch itself loaded: the extension must join that one team, not start a
-# second runtime (torch.set_num_threads would not reach it).
+# The OpenMP runtime libtorch_cpu itself resolves omp_* from (dlsym on its handle searches its
+# dependencies): the extension must join that one team, not start a second runtime, which
+# torch.set_num_threads would not reach. Asking the dynamic linker is exact even when other
+# OpenMP libraries are loaded too (conda: libiomp5 for torch, libgomp for something else).
 omp = ""
 try:
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            if any(k in os.path.basename(path) for k in ("libgomp", "libiomp", "libomp")):
-                omp = path
-                break
-except OSError:
+    import ctypes, glob
+    class _DlInfo(ctypes.Structure):
+        _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                    ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
+    libdir = os.path.join(os.path.dirname(torch.__file__), "lib")
+    cpu = (glob.glob(os.path.join(libdir, "libtorch_cpu.so")) +
+           glob.glob(os.path.join(libdir, "libtorch_cpu.dylib")))
+    if cpu:
+        fn = ctypes.CDLL(cpu[0]).omp_get_max_threads
+        info = _DlInfo()
+        if ctypes.CDLL(None).dladdr(ctypes.cast(fn, ctypes.c_void_p), ctypes.byref(info)):
+            omp = os.path.realpath(info.fname.decode())
+except (OSError, AttributeError, ValueError):
     pass
 print("omp=" + omp)
 ]=]

@@ -105,10 +105,10 @@ def test_limit_bounds_what_is_kept(engine, monkeypatch):
 
 
 def test_idle_buffers_are_unmapped(engine, pool, monkeypatch):
-    monkeypatch.setattr(_pool, "IDLE_SECONDS", 0.0)
     r = torchnp.to_numpy(torch.ones(BIG), copy=True)
     del r
     assert pool.cached_bytes > 0
+    monkeypatch.setattr(_pool, "IDLE_SECONDS", 0.0)
     keep = torchnp.to_numpy(torch.ones(4 * BIG), copy=True)  # any pool operation expires
     assert pool.cached_bytes == 0 and keep.size == 4 * BIG  # idle ones
 
@@ -160,3 +160,31 @@ def test_pool_limit_from_the_environment(value, expect):
     else:
         assert proc.returncode != 0
         assert "TORCHNP_POOL_BYTES must be" in proc.stderr
+
+
+def test_a_finalizer_during_a_pool_operation_neither_blocks_nor_corrupts(engine, pool):
+    # Regression (review): finalizers used to take the pool's lock and rebuild its free list,
+    # so one running inside a pool call (GC may run anywhere) lost or double-counted memory.
+    # Now they only hand the mapping over; here one runs while another thread holds the lock.
+    a, b = (torchnp.to_numpy(torch.ones(BIG), copy=True) for _ in range(2))
+    del a
+    done = threading.Event()
+
+    def drop() -> None:
+        nonlocal b
+        del b  # the finalizer runs in this thread
+        done.set()
+
+    with pool._lock:
+        th = threading.Thread(target=drop)
+        th.start()
+        th.join(timeout=10)
+        assert done.is_set(), "a finalizer blocked on the pool's lock"
+    assert pool.cached_bytes == 2 * (-(-BIG * 4 // (2 << 20)) * (2 << 20))
+    assert len(pool._free) == 2
+
+
+def test_no_mapping_means_numpy_memory(engine, pool, monkeypatch):
+    monkeypatch.setattr(_pool.BufferPool, "_map", staticmethod(lambda size: None))
+    r = torchnp.to_numpy(torch.ones(BIG), copy=True)
+    assert r.flags.owndata and r.sum() == BIG

@@ -505,6 +505,28 @@ def test_copy_true_of_a_tensor_with_bits_owns_its_data(engine):
             np.testing.assert_array_equal(r, t.resolve_conj().resolve_neg().numpy())
 
 
+def test_zero_tensor_converts_to_zeros(engine):
+    # Regression: autograd's memory-less ZeroTensor fell through the fast path to torch's
+    # RuntimeError. It converts like .numpy(force=True), and copy=False says why it cannot.
+    z = torch._efficientzerotensor((2, 3))
+    for kwargs in ({}, {"copy": True}, {"dtype": np.float16}, {"order": "F"}):
+        r = torchnp.to_numpy(z, **kwargs)
+        assert r.shape == (2, 3) and not r.any()
+        assert r.dtype == np.dtype(kwargs.get("dtype", np.float32))
+    with pytest.raises(ValueError, match="ZeroTensor"):
+        torchnp.to_numpy(z, copy=False)
+
+
+def test_dtype_metadata_is_neither_lost_nor_invented(engine):
+    # Regression: the dtype memo treated dtypes that differ only in metadata (equal and
+    # hashing equal in NumPy) as one.
+    enum = np.dtype("i1", metadata={"enum": {"A": 0, "B": 1}})
+    out = np.empty(3, enum)
+    assert torchnp.to_numpy(torch.ones(3), out=out) is out
+    assert torchnp.to_numpy(torch.ones(3), dtype=np.dtype("i1")).dtype.metadata is None
+    assert torchnp.to_numpy(torch.ones(3), dtype=enum).dtype.metadata == {"enum": {"A": 0, "B": 1}}
+
+
 def test_tensor_inside_vmap_raises_type_error_naming_the_transform(engine):
     with pytest.raises(TypeError, match=r"torch\.func transforms"):
         torch.vmap(lambda x: torchnp.to_numpy(x))(torch.ones(2, 3))

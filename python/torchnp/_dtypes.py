@@ -137,6 +137,10 @@ def parse_dtype(dtype: DTypeLike) -> np.dtype:
 
     Memoised by the argument (dtypes, type objects, strings: all hashable, all immutable):
     this runs on every call that passes dtype= or out=."""
+    if isinstance(dtype, np.dtype) and dtype.metadata is not None:
+        # Equal (and hashing equal) to the same dtype without metadata: not memoised, so
+        # neither is mistaken for the other (h5py's enum dtypes carry metadata).
+        return _parse_dtype(dtype)
     try:
         return _PARSED[dtype]
     except (KeyError, TypeError):  # TypeError: an unhashable dtype-like

@@ -17,7 +17,8 @@ not own their data (``flags.owndata`` is False), which is the one visible differ
 
 Bounds: at most ``limit`` bytes are kept (``TORCHNP_POOL_BYTES``, default the smaller of 1 GiB
 and 1/8 of physical memory; 0 turns the pool off), a mapping idle for ``IDLE_SECONDS`` is
-unmapped at the next pool operation, and :func:`torchnp.empty_cache` unmaps everything.
+unmapped by the next pool operation (there is no timer thread: after a last burst of
+conversions, idle memory stays until a later large conversion or :func:`torchnp.empty_cache`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,37 +68,54 @@ class _Mapping:
 
 
 class BufferPool:
-    """Large output buffers, recycled. Thread-safe; see the module docstring."""
+    """Large output buffers, recycled. Thread-safe; see the module docstring.
+
+    Finalizers (which may run in any thread, at any allocation, even inside a pool method on
+    the same thread) only stamp the mapping and append it to ``_returned``; everything else
+    happens under ``_lock`` in the pool's own methods, which take returned mappings in first.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._free: list[_Mapping] = []
+        self._free: list[_Mapping] = []  # idle mappings, oldest first
         self._cached = 0
-        self._lock = threading.RLock()  # finalizers may run while this thread holds it
+        self._returned: deque[_Mapping] = deque()  # appended by finalizers, lock-free
+        self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        _POOLS.add(self)
 
     @property
     def cached_bytes(self) -> int:
         """Bytes held in idle mappings, ready for the next large output."""
-        return self._cached
+        with self._lock:
+            self._settle(time.monotonic())
+            return self._cached
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
         """A C-ordered uninitialised array from the pool, or None when the pool does not serve
-        this size (too small, larger than the limit, or the pool is off)."""
+        this size (too small, larger than the limit, the pool is off, or no mapping could be
+        made: NumPy's allocator then has its say)."""
         nbytes = math.prod(shape) * dtype.itemsize  # (np.prod of a tuple costs ~4 us)
         if nbytes < MIN_BYTES or nbytes > self.limit:
             return None
         size = -(-nbytes // _ALIGN) * _ALIGN
-        mapping = self._take(size) or self._map(size)
+        with self._lock:
+            self._settle(time.monotonic())
+            mapping = self._take(size)
+        if mapping is None:
+            mapping = self._map(size)
+            if mapping is None:
+                return None
         lease = np.frombuffer(mapping.mm, np.uint8, count=size, offset=mapping.offset)
-        done = weakref.finalize(lease, self._give_back, mapping)
+        done = weakref.finalize(lease, self._returned_by_finalizer, mapping, self._returned)
         done.atexit = False  # nothing to return at interpreter exit
         return np.ndarray(shape, dtype=dtype, buffer=lease)
 
     def clear(self) -> int:
         """Unmap every idle mapping; returns the bytes released."""
         with self._lock:
+            self._settle(time.monotonic())
             released = self._cached
             for m in self._free:
                 self._unmap(m)
@@ -106,63 +125,77 @@ class BufferPool:
 
     # ------------------------------------------------------------------------------ internals
 
-    def _take(self, size: int) -> _Mapping | None:
-        with self._lock:
-            self._expire(time.monotonic())
-            best = None
-            for m in self._free:
-                if size <= m.size <= size * _SLACK and (best is None or m.size < best.size):
-                    best = m
-            if best is None:
-                self.misses += 1
-                return None
-            self._free.remove(best)
-            self._cached -= best.size
-            self.hits += 1
-            return best
+    @staticmethod
+    def _returned_by_finalizer(mapping: _Mapping, returned: deque) -> None:
+        mapping.idle_since = time.monotonic()
+        returned.append(mapping)  # atomic; no lock, no list surgery here
 
-    def _map(self, size: int) -> _Mapping:
+    def _settle(self, now: float) -> None:
+        """Take in returned mappings, then unmap the ones idle too long and, oldest first,
+        whatever exceeds the limit. Called with the lock held."""
+        while self._returned:
+            m = self._returned.popleft()
+            if m.size <= self.limit:  # (a larger one is unmapped when it is collected)
+                self._free.append(m)
+                self._cached += m.size
+        while self._free and (
+            now - self._free[0].idle_since > IDLE_SECONDS or self._cached > self.limit
+        ):
+            old = self._free.pop(0)
+            self._cached -= old.size
+            self._unmap(old)
+
+    def _take(self, size: int) -> _Mapping | None:
+        best = None
+        for m in self._free:
+            if size <= m.size <= size * _SLACK and (best is None or m.size < best.size):
+                best = m
+        if best is None:
+            self.misses += 1
+            return None
+        self._free.remove(best)
+        self._cached -= best.size
+        self.hits += 1
+        return best
+
+    @staticmethod
+    def _map(size: int) -> _Mapping | None:
         # Private (MAP_SHARED anonymous memory is shmem: no anonymous huge pages), one huge
         # page of slack so the usable range can start on a 2 MiB boundary.
-        mm = mmap.mmap(-1, size + _ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            mm = mmap.mmap(-1, size + _ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError:
+            return None
+        try:
             mm.madvise(mmap.MADV_HUGEPAGE)
+        except (AttributeError, OSError):  # a kernel without THP says EINVAL
+            pass
         start = np.frombuffer(mm, np.uint8, count=1).ctypes.data
         return _Mapping(mm, (-start) % _ALIGN, size)
-
-    def _give_back(self, mapping: _Mapping) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._expire(now)
-            if mapping.size > self.limit:
-                self._unmap(mapping)
-                return
-            # Make room: the oldest idle mappings go first.
-            self._free.sort(key=lambda m: m.idle_since)
-            while self._free and self._cached + mapping.size > self.limit:
-                old = self._free.pop(0)
-                self._cached -= old.size
-                self._unmap(old)
-            mapping.idle_since = now
-            self._free.append(mapping)
-            self._cached += mapping.size
-
-    def _expire(self, now: float) -> None:
-        keep = []
-        for m in self._free:
-            if now - m.idle_since > IDLE_SECONDS:
-                self._cached -= m.size
-                self._unmap(m)
-            else:
-                keep.append(m)
-        self._free = keep
 
     @staticmethod
     def _unmap(m: _Mapping) -> None:
         try:
             m.mm.close()
-        except BufferError:  # still exported somewhere (cannot happen for idle mappings)
+        except BufferError:
+            # A lease is still being freed (its finalizer ran inside a pool call, before the
+            # lease released its buffer): the mapping goes when that lease is gone.
             pass
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # another thread may have held it at fork()
+
+
+_POOLS: weakref.WeakSet[BufferPool] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 POOL = BufferPool(_default_limit())
@@ -173,8 +206,9 @@ def empty_cache() -> int:
 
     Large results (4 MiB or more) are carved from recycled memory so that repeated conversions
     skip the kernel's page zeroing; memory comes back to the pool when the last array using it
-    is freed, and idle buffers are unmapped after two seconds anyway. Call this to give the
-    memory back to the system now (e.g. before a memory-hungry step). ``TORCHNP_POOL_BYTES``
+    is freed, and a later large conversion unmaps buffers that sat idle for over two seconds.
+    After the last conversion of a burst nothing else runs, so call this to give the memory
+    back to the system now (e.g. before a memory-hungry step). ``TORCHNP_POOL_BYTES``
     sets the pool's size limit (0 disables it).
 
     Returns

@@ -254,6 +254,14 @@ def to_numpy(
     t = _readable(tensor)
     order = _policy.check_order(order)
     copy = _policy.check_copy(copy)
+    if t._is_zerotensor():  # autograd's memory-less zeros: materialise them, as force=True does
+        if copy is False:
+            raise _policy.copy_refusal(
+                "this tensor",
+                ["it is a ZeroTensor, with no memory to share"],
+                "Pass copy=None or copy=True to get its zeros.",
+            )
+        t = torch.zeros(t.shape, dtype=t.dtype, device=t.device)
     requested = parse_dtype(dtype) if dtype is not None else None
     own = numpy_default_for_torch(t.dtype)  # raises TypeError for dtypes NumPy cannot hold
 
