@@ -37,6 +37,7 @@ CASE_FIELDS = {
     "name": str,
     "bytes": int,
     "torchnp_s": float,
+    "torchnp_first_s": float,
     "baseline": str,
     "baseline_s": float,
     "numpy_s": (float, type(None)),

@@ -52,6 +52,7 @@ def markdown(report: dict) -> str:
         "case",
         "moved",
         "torchnp",
+        "first call",
         "GB/s",
         "of limit",
         "best built-in",
@@ -66,7 +67,7 @@ def markdown(report: dict) -> str:
         headline(report),
         "",
         "| " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * 4 + "---|" + "---:|" * 4 + ("---|" if with_kernel else ""),
+        "|---|" + "---:|" * 5 + "---|" + "---:|" * 4 + ("---|" if with_kernel else ""),
     ]
     for c in report["cases"]:
         name = c["name"] if c["agrees"] else f"{c['name']} (results differ!)"
@@ -74,6 +75,7 @@ def markdown(report: dict) -> str:
             name,
             format_bytes(c["bytes"]),
             format_seconds(c["torchnp_s"]),
+            format_seconds(c.get("torchnp_first_s")),
             _ratio(c["gbps"], ""),
             _ratio(c["of_limit"]),
             f"`{c['baseline']}`",
