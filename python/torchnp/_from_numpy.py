@@ -49,6 +49,8 @@ def _normalised_strides(a: np.ndarray) -> tuple[int, ...]:
     # The stride of a length-1 dimension (or of any dimension of an empty array) never addresses
     # memory, so it may be anything, e.g. negative after `[::-1]`; replace such a stride by the
     # C-contiguous value so it never forces a copy, and keep every stride that is already fine.
+    if a.size and 1 not in a.shape:
+        return a.strides  # no dead dimension: the common case, answered without a loop
     itemsize = a.dtype.itemsize
     strides = list(a.strides)
     contiguous = itemsize
@@ -87,7 +89,9 @@ def _copy_reasons(
 def _aligned(a: np.ndarray) -> bool:
     # To the itemsize, not NumPy's dtype.alignment: torch's complex types are aligned to their
     # full size (c10::complex is alignas(2 * sizeof(T))), NumPy's complex128 only to 8 bytes.
-    return a.size == 0 or a.__array_interface__["data"][0] % a.dtype.itemsize == 0
+    if a.size == 0 or (a.flags.aligned and a.dtype.alignment >= a.dtype.itemsize):
+        return True  # NumPy's own flag answers it without the (slow) address lookup
+    return a.__array_interface__["data"][0] % a.dtype.itemsize == 0
 
 
 def _shareable_layout(a: np.ndarray) -> bool:

@@ -18,7 +18,8 @@ def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
 
     The tensor must have no conjugate or negative bit. The view keeps the tensor alive.
     """
-    t = t.detach()
+    if t.requires_grad:
+        t = t.detach()
     carrier = carrier_torch(t.dtype)
     if carrier is None:
         return t.numpy()
@@ -125,11 +126,13 @@ def empty_in_memory_order(
 def _descending(shape: Sequence[int], strides: Sequence[int]) -> bool:
     """Whether memory_order_permutation would keep the dims in order: no size-1 or broadcast
     dim, |strides| never growing (so C order is the answer, without sorting)."""
-    return (
-        all(n > 1 for n in shape)
-        and all(strides)
-        and all(abs(a) >= abs(b) for a, b in zip(strides, strides[1:]))
-    )
+    previous = None
+    for n, s in zip(shape, strides):  # (a plain loop: this runs on every copy)
+        step = abs(s)
+        if n <= 1 or step == 0 or (previous is not None and step > previous):
+            return False
+        previous = step
+    return True
 
 
 def _pooled(shape: Sequence[int], perm: list[int], dtype: np.dtype) -> np.ndarray | None:

@@ -42,7 +42,9 @@ def _readable(tensor: object) -> torch.Tensor:
         and tensor.layout is torch.strided
         and not (tensor.is_nested or tensor.is_quantized or _is_functorch_wrapped(tensor))
     ):
-        return tensor.detach()  # the common case, each refusal below ruled out
+        # The common case, each refusal below ruled out. (detach() costs ~0.6 us and only
+        # matters to a tensor that requires grad: .numpy() refuses those.)
+        return tensor.detach() if tensor.requires_grad else tensor
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(
             f"to_numpy expects a torch.Tensor, got {type(tensor).__name__}; "
