@@ -6,6 +6,7 @@ element type torchnp handles has exactly one NumPy spelling.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,10 +147,8 @@ def parse_dtype(dtype: DTypeLike) -> np.dtype:
     except (KeyError, TypeError):  # TypeError: an unhashable dtype-like
         pass
     dt = _parse_dtype(dtype)
-    try:
+    with contextlib.suppress(TypeError):  # unhashable: not memoised
         _PARSED[dtype] = dt
-    except TypeError:
-        pass
     return dt
 
 

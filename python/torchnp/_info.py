@@ -9,8 +9,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from torchnp import _engines
-from torchnp import _pool
+from torchnp import _engines, _pool
 
 
 @dataclass(frozen=True)

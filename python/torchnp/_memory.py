@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from torchnp._dtypes import carrier_numpy, carrier_torch, element_type_of_torch
 from torchnp import _pool
+from torchnp._dtypes import carrier_numpy, carrier_torch, element_type_of_torch
 
 
 def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
@@ -127,7 +127,7 @@ def _descending(shape: Sequence[int], strides: Sequence[int]) -> bool:
     """Whether memory_order_permutation would keep the dims in order: no size-1 or broadcast
     dim, |strides| never growing (so C order is the answer, without sorting)."""
     previous = None
-    for n, s in zip(shape, strides):  # (a plain loop: this runs on every copy)
+    for n, s in zip(shape, strides, strict=True):  # (a plain loop: this runs on every copy)
         step = abs(s)
         if n <= 1 or step == 0 or (previous is not None and step > previous):
             return False

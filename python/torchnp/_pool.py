@@ -23,6 +23,7 @@ conversions, idle memory stays until a later large conversion or :func:`torchnp.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -166,21 +167,17 @@ class BufferPool:
             mm = mmap.mmap(-1, size + _ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except OSError:
             return None
-        try:
+        with contextlib.suppress(AttributeError, OSError):  # a kernel without THP: EINVAL
             mm.madvise(mmap.MADV_HUGEPAGE)
-        except (AttributeError, OSError):  # a kernel without THP says EINVAL
-            pass
         start = np.frombuffer(mm, np.uint8, count=1).ctypes.data
         return _Mapping(mm, (-start) % _ALIGN, size)
 
     @staticmethod
     def _unmap(m: _Mapping) -> None:
-        try:
+        # BufferError: a lease is still being freed (its finalizer ran inside a pool call,
+        # before the lease released its buffer); the mapping goes when that lease is gone.
+        with contextlib.suppress(BufferError):
             m.mm.close()
-        except BufferError:
-            # A lease is still being freed (its finalizer ran inside a pool call, before the
-            # lease released its buffer): the mapping goes when that lease is gone.
-            pass
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # another thread may have held it at fork()

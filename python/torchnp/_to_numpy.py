@@ -212,7 +212,8 @@ def to_numpy(
         ``ref.astype(dtype)`` where ``ref`` is the exact NumPy view of the tensor.
     copy : bool, optional
         None (default): share memory when possible. True: always return a fresh array whose
-        memory nothing else uses. False: never copy; raise ValueError listing every reason a copy is needed.
+        memory nothing else uses. False: never copy; raise ValueError listing every reason a
+        copy is needed.
     order : {'K', 'A', 'C', 'F'}, optional
         Memory layout of a copy, as in NumPy. 'K' keeps the tensor's dimension order.
     out : numpy.ndarray, optional
