@@ -131,6 +131,23 @@ def values(t: torch.Tensor) -> np.ndarray:
     return ref
 
 
+def negated(ref: np.ndarray, negate: int) -> np.ndarray:
+    """The values with a sign-flip code applied (the core's Negate: 1 the real part, 2 the
+    imaginary part, 3 both; a real type has only its value), by NumPy's own ufuncs."""
+    with np.errstate(all="ignore"):
+        ref = native_copy(ref)
+        if not is_complex(ref.dtype) or negate == 3:
+            return np.asarray(np.negative(ref))
+        if negate == 2:
+            return np.asarray(np.conjugate(ref))
+        return np.asarray(np.negative(np.conjugate(ref)))
+
+
+def native_copy(a: np.ndarray) -> np.ndarray:
+    """A copy in native byte order (a byte swap in NumPy: payloads and signs untouched)."""
+    return a.astype(native(a.dtype))
+
+
 def cast(ref: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """NumPy's unsafe cast, without its warnings (tests check torchnp's ComplexWarning apart).
 

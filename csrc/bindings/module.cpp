@@ -1,82 +1,164 @@
 // torchnp._C: the thin glue between Python and the torch-free core.
 //
-// The only translation unit that includes torch headers (each costs ~1 min to compile).
-// It converts Python-side descriptions (addresses, dtype codes, byte strides) into core
-// Operands, releases the GIL around the copy, and runs the core's parallel loops on torch's
-// intra-op pool so that torch.set_num_threads() is respected.
-#include <ATen/Parallel.h>
+// Reads ndarrays' addresses, shapes and byte strides straight from the array objects, plans and
+// runs copies with the GIL released around long ones, and exposes plans (what runs, for tests
+// and the benchmark) and the pool's test hooks. From torch it needs only the calling thread's
+// intra-op thread count, through torch's stable C shim: the copies run on the core's own
+// threads, so torch.set_num_threads() sizes them without tying this module to torch's C++ API
+// or its OpenMP runtime.
 #include <pybind11/numpy.h>
-#include <torch/extension.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/stable/c/shim.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <mutex>
-#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "core/copy.h"
+#include "core/torchnp_core.h"
 
 namespace py = pybind11;
-using torchnp::core::CopyPlan;
-using torchnp::core::Operand;
-using torchnp::core::ScalarType;
+namespace core = torchnp::core;
 
 namespace {
 
-ScalarType to_scalar_type(int code) {
-  if (code < 0 || code >= static_cast<int>(ScalarType::kNumScalarTypes)) {
+static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "ndarray strides are 64-bit here");
+
+// Work above this much traffic releases the GIL (below it, releasing costs more than it frees).
+constexpr int64_t kReleaseGilBytes = 64 * 1024;
+
+core::ScalarType to_scalar_type(int code) {
+  if (code < 0 || code >= core::kNumTypes) {
     throw std::invalid_argument("torchnp._C: unknown dtype code " + std::to_string(code));
   }
-  return static_cast<ScalarType>(code);
+  return static_cast<core::ScalarType>(code);
 }
 
-// Reads an ndarray's address, shape and byte strides straight from the array object: no
-// __array_interface__ dict, no Python lists, which is most of the per-call cost of small copies.
-// The element type comes from Python (ml_dtypes types have no fixed NumPy type number).
-Operand make_operand(const py::array& a, int dtype, bool byteswapped) {
-  Operand op;
+core::Negate to_negate(int code) {
+  if (code < 0 || code > 3) {
+    throw std::invalid_argument("torchnp._C: negate must be 0-3, got " + std::to_string(code));
+  }
+  return static_cast<core::Negate>(code);
+}
+
+std::span<const int64_t> strides_of(const py::array& a) {
+  return {reinterpret_cast<const int64_t*>(a.strides()), static_cast<size_t>(a.ndim())};
+}
+
+// The element type comes from Python (ml_dtypes types have no fixed NumPy type number); it must
+// describe the array's elements, or the core would step outside the array's memory.
+core::Operand make_operand(const py::array& a, int dtype, bool byteswapped) {
+  core::Operand op;
   op.dtype = to_scalar_type(dtype);
-  // The code must describe the array's elements, or the core would step outside its memory.
-  if (a.itemsize() != torchnp::core::itemsize(op.dtype)) {
+  if (a.itemsize() != core::itemsize(op.dtype)) {
     throw std::invalid_argument(std::string("torchnp._C: dtype code ") +
-                                torchnp::core::scalar_type_name(op.dtype) + " does not match an " +
+                                core::scalar_type_name(op.dtype) + " does not match an " +
                                 std::to_string(a.itemsize()) + "-byte element");
   }
   op.data = static_cast<char*>(const_cast<void*>(a.data()));
   op.byteswapped = byteswapped;
-  op.strides.assign(a.strides(), a.strides() + a.ndim());
+  op.strides = strides_of(a);
   return op;
 }
 
-// Runs the core's chunks on torch's intra-op thread pool.
-void torch_parallel_for(int64_t n, int64_t grain,
-                        const std::function<void(int64_t, int64_t)>& body) {
-  at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) { body(begin, end); });
+// The calling thread's torch.get_num_threads().
+int torch_threads() {
+  uint32_t n = 1;
+  if (torch_get_num_threads(&n) != AOTI_TORCH_SUCCESS) return 1;
+  return static_cast<int>(std::max<uint32_t>(n, 1));
 }
 
-CopyPlan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-                     int src_dtype, bool src_swapped) {
+void check_pair(const py::array& dst, const py::array& src) {
   if (dst.ndim() != src.ndim() || !std::equal(dst.shape(), dst.shape() + dst.ndim(), src.shape())) {
     throw std::invalid_argument("torchnp._C: source and destination shapes differ");
   }
   if (!dst.writeable()) {
     throw std::invalid_argument("torchnp._C: the destination array is read-only");
   }
-  const std::vector<int64_t> shape(dst.shape(), dst.shape() + dst.ndim());
-  return torchnp::core::plan_copy(shape, make_operand(dst, dst_dtype, dst_swapped),
-                                  make_operand(src, src_dtype, src_swapped));
 }
 
-py::dict plan_to_dict(const CopyPlan& plan) {
-  py::dict d;
-  d["kernel"] = plan.kernel;
-  d["shape"] = plan.shape;
-  d["src_strides"] = plan.src_strides;
-  d["dst_strides"] = plan.dst_strides;
-  d["numel"] = plan.numel;
-  return d;
+core::Plan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
+                       int src_dtype, bool src_swapped, int negate, int threads) {
+  check_pair(dst, src);
+  const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(dst.shape()),
+                                       static_cast<size_t>(dst.ndim())};
+  return core::plan_copy(shape, make_operand(dst, dst_dtype, dst_swapped),
+                         make_operand(src, src_dtype, src_swapped), to_negate(negate),
+                         threads > 0 ? threads : torch_threads());
+}
+
+bool long_work(const core::Plan& p) {
+  return p.numel * (core::itemsize(p.src_dtype) + core::itemsize(p.dst_dtype)) >= kReleaseGilBytes;
+}
+
+int run(const core::Plan& plan, const char* src, char* dst, const core::Slice* slice) {
+  auto go = [&] {
+    return slice != nullptr ? core::execute(plan, src, dst, *slice) : core::execute(plan, src, dst);
+  };
+  if (!long_work(plan)) return go();
+  py::gil_scoped_release no_gil;
+  return go();
+}
+
+const char* method_name(core::Method m) {
+  switch (m) {
+    case core::Method::kEmpty:
+      return "empty";
+    case core::Method::kFlat:
+      return "flat";
+    case core::Method::kStrided:
+      return "strided";
+    case core::Method::kTranspose:
+      return "transpose";
+    case core::Method::kTransposeBuffered:
+      return "transpose_buffered";
+  }
+  return "?";
+}
+
+// A plan as Python sees it: the core's decisions, plus the layout it was made for, which every
+// execute() checks (a plan run on memory of another shape would step outside it).
+struct PyPlan {
+  core::Plan plan;
+  std::vector<int64_t> shape, dst_strides, src_strides;
+  int dst_dtype, src_dtype;
+  bool dst_swapped, src_swapped;
+
+  int execute(const py::array& dst, const py::array& src, py::object begin, py::object end,
+              const std::string& order) const {
+    check_pair(dst, src);
+    const auto matches = [](const py::array& a, const std::vector<int64_t>& strides,
+                            int code) {
+      return std::equal(strides.begin(), strides.end(), strides_of(a).begin()) &&
+             a.itemsize() == core::itemsize(static_cast<core::ScalarType>(code));
+    };
+    if (static_cast<size_t>(dst.ndim()) != shape.size() ||
+        !std::equal(shape.begin(), shape.end(), reinterpret_cast<const int64_t*>(dst.shape())) ||
+        !matches(dst, dst_strides, dst_dtype) || !matches(src, src_strides, src_dtype)) {
+      throw std::invalid_argument("torchnp._C: these arrays do not have the planned layout");
+    }
+    const auto* s = static_cast<const char*>(src.data());
+    auto* d = static_cast<char*>(const_cast<void*>(dst.data()));
+    if (begin.is_none() && end.is_none()) return run(plan, s, d, nullptr);
+    core::Slice slice;
+    if (order == "destination") {
+      slice.order = core::Order::kDestination;
+    } else if (order == "source") {
+      slice.order = core::Order::kSource;
+    } else {
+      throw std::invalid_argument("torchnp._C: order must be 'destination' or 'source'");
+    }
+    slice.begin = begin.is_none() ? 0 : begin.cast<int64_t>();
+    slice.end = end.is_none() ? plan.numel : end.cast<int64_t>();
+    return run(plan, s, d, &slice);
+  }
+};
+
+template <size_t N>
+std::vector<int64_t> head(const std::array<int64_t, N>& a, int n) {
+  return {a.begin(), a.begin() + n};
 }
 
 py::dict build_info() {
@@ -87,60 +169,97 @@ py::dict build_info() {
   d["compiler"] = TORCHNP_BUILD_COMPILER;
   d["cxx_flags"] = TORCHNP_BUILD_CXX_FLAGS;
   d["build_type"] = TORCHNP_BUILD_TYPE;
-  d["parallel"] = TORCHNP_BUILD_PARALLEL;
-  d["cpu_variants"] = torchnp::core::compiled_cpu_variants();
+  d["parallel"] = "torchnp thread pool";
+  d["cpu_variants"] = core::compiled_cpu_variants();
   return d;
 }
 
 }  // namespace
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+PYBIND11_MODULE(_C, m) {
   m.doc() = "torchnp native engine: planned, fused, multi-threaded strided copies";
+
+  py::class_<PyPlan>(m, "Plan", "A planned copy: what will run, and the layout it is for.")
+      .def_property_readonly("name", [](const PyPlan& p) { return core::plan_name(p.plan); })
+      .def_property_readonly("method", [](const PyPlan& p) { return method_name(p.plan.method); })
+      .def_property_readonly("streaming", [](const PyPlan& p) { return p.plan.streaming; })
+      .def_property_readonly("threads", [](const PyPlan& p) { return p.plan.threads; })
+      .def_property_readonly("numel", [](const PyPlan& p) { return p.plan.numel; })
+      .def_property_readonly("shape", [](const PyPlan& p) { return head(p.plan.shape, p.plan.ndim); })
+      .def_property_readonly("src_strides",
+                             [](const PyPlan& p) { return head(p.plan.src_strides, p.plan.ndim); })
+      .def_property_readonly("dst_strides",
+                             [](const PyPlan& p) { return head(p.plan.dst_strides, p.plan.ndim); })
+      .def_property_readonly("tile", [](const PyPlan& p) {
+        return py::make_tuple(p.plan.tile_i, p.plan.tile_j);
+      })
+      .def_property_readonly("block", [](const PyPlan& p) { return p.plan.block; })
+      .def_property_readonly("grain", [](const PyPlan& p) { return p.plan.grain; })
+      .def_property_readonly("cpu_variant", [](const PyPlan& p) { return p.plan.cpu_variant; })
+      .def("execute", &PyPlan::execute, py::arg("dst").noconvert(), py::arg("src").noconvert(),
+           py::arg("begin") = py::none(), py::arg("end") = py::none(),
+           py::arg("order") = "destination",
+           "Run the plan on arrays of the planned layout (and alignment), whole or the elements "
+           "[begin, end) in the destination's or the source's memory order. Returns the number "
+           "of threads that took part.")
+      .def("__repr__", [](const PyPlan& p) {
+        return "<torchnp._C.Plan " + core::plan_name(p.plan) + ", " +
+               std::to_string(p.plan.threads) + " thread(s)>";
+      });
 
   m.def(
       "copy",
       [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src, int src_dtype,
-         bool src_swapped) {
-        const CopyPlan plan = plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped);
-        {
-          py::gil_scoped_release no_gil;
-          torchnp::core::execute(plan, torch_parallel_for);
-        }
-        return plan.kernel;
+         bool src_swapped, int negate) {
+        const core::Plan plan =
+            plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped, negate, 0);
+        run(plan, static_cast<const char*>(src.data()),
+            static_cast<char*>(const_cast<void*>(dst.data())), nullptr);
       },
       py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),
       py::arg("src").noconvert(), py::arg("src_dtype"), py::arg("src_swapped"),
-      "Copy ndarray src into ndarray dst (same shape; element types given as core codes) with "
-      "the cast and byte swaps fused. Returns the name of the kernel that ran.");
+      py::arg("negate") = 0,
+      "Copy ndarray src into ndarray dst (same shape; element types as core codes) with the cast, "
+      "byte swaps and sign flips (negate: 1 real, 2 imaginary, 3 both components) fused, on up "
+      "to torch.get_num_threads() threads.");
 
   m.def(
       "plan",
       [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src, int src_dtype,
-         bool src_swapped) {
-        return plan_to_dict(plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped));
+         bool src_swapped, int negate, int threads) {
+        PyPlan p{plan_arrays(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped, negate,
+                             threads),
+                 std::vector<int64_t>(dst.shape(), dst.shape() + dst.ndim()),
+                 std::vector<int64_t>(strides_of(dst).begin(), strides_of(dst).end()),
+                 std::vector<int64_t>(strides_of(src).begin(), strides_of(src).end()),
+                 dst_dtype,
+                 src_dtype,
+                 dst_swapped,
+                 src_swapped};
+        return p;
       },
       py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),
       py::arg("src").noconvert(), py::arg("src_dtype"), py::arg("src_swapped"),
-      "Plan a copy without running it (for inspection and tests).");
+      py::arg("negate") = 0, py::arg("threads") = 0,
+      "Plan the copy that copy() would run (threads <= 0: the calling thread's torch count).");
 
   m.def("build_info", &build_info, "Facts recorded when this binary was built.");
+  m.def("num_threads", &torch_threads, "The calling thread's torch.get_num_threads().");
   m.def(
       "parallel_probe",
       [](int64_t units) {
-        // The distinct threads at::parallel_for runs `units` one-unit tasks on: a build that
-        // lost OpenMP runs them all on the caller, silently, and this is how tests see it.
-        std::mutex mu;
-        std::set<int> ids;
+        const int threads = torch_threads();
         py::gil_scoped_release no_gil;
-        at::parallel_for(0, units, 1, [&](int64_t, int64_t) {
-          const std::lock_guard<std::mutex> lock(mu);
-          ids.insert(at::get_thread_num());
-        });
-        return static_cast<int>(ids.size());
+        return core::parallel_probe(units, threads);
       },
-      py::arg("units"), "Number of threads torch's intra-op pool runs `units` tasks on.");
-  m.def("cpu_variants", &torchnp::core::compiled_cpu_variants);
-  m.def("active_cpu_variant", &torchnp::core::active_cpu_variant);
-  m.def("set_cpu_variant", &torchnp::core::set_cpu_variant, py::arg("name"),
+      py::arg("units"),
+      "Distinct threads the core's pool runs `units` tasks on, sized like a copy (by the calling "
+      "thread's torch.get_num_threads()).");
+  m.def("pool_helpers", &core::pool_helpers, "Helper threads the core's pool has started.");
+  m.def("set_pool_gate", &core::set_pool_gate, py::arg("closed"),
+        "Test hook: while closed, pool helpers that wake for a job wait instead of joining it.");
+  m.def("cpu_variants", &core::compiled_cpu_variants);
+  m.def("active_cpu_variant", &core::active_cpu_variant);
+  m.def("set_cpu_variant", &core::set_cpu_variant, py::arg("name"),
         "Force a compiled CPU kernel set ('baseline', 'avx2'); '' picks the best supported.");
 }

@@ -1,126 +1,95 @@
-// execute: run a CopyPlan with the active kernel set, split across threads.
+// execute: run a Plan, whole or a slice, exactly as planned.
 //
-// Work is cut into units of >= 32K elements (fewer are not worth a task); copies under
-// 64 KiB of traffic run inline on the calling thread with no ParallelFor call at all.
+// Everything here is geometry: where each work unit starts, and which of the plan's kernels it
+// calls. A slice is cut into at most 2 * ndim boxes (sub-ranges of the canonical dims) and each
+// box runs through the same code as a whole copy, so slices and whole copies share every kernel
+// call.
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <stdexcept>
 
-#include "kernels.h"
-#include "plan_internal.h"
+#include "core/thread_pool.h"
+#include "core/torchnp_core.h"
 
 namespace torchnp::core {
 namespace {
 
-constexpr int64_t kInlineBytes = 64 * 1024;
-constexpr int64_t kMinTaskElems = 32 * 1024;
 constexpr int64_t kCacheLine = 64;
-// Destinations of at least this many bytes get non-temporal stores where a kernel has them:
-// the output cannot stay cached anyway, and a normal store first reads the line it overwrites.
-// 32 MiB = the L3 of one EPYC CCD (sysconf reports the whole host's 256 MiB inside the VM, so
-// it is not asked). Measured on the 2-core dev VM, 32 MiB copy: 27 GB/s streaming vs 16.5 GB/s
-// with normal stores (glibc memcpy: 15 GB/s; it switches to streaming only higher up).
-constexpr int64_t kStreamingBytes = int64_t{32} << 20;
+using Extents = std::array<int64_t, kMaxDims>;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The 1-D inner operation: a cast loop, or a byte swap, or a cast with byte-swapped
-// operands run through two small stack buffers (NumPy's buffered casts do the same).
-struct InnerOp {
-  StridedLoop cast = nullptr;         // any strides
-  StridedLoop cast_contig = nullptr;  // unit strides
-  StridedLoop swap_src = nullptr;     // strided swap-copy of the source type, if swapped
-  StridedLoop swap_dst = nullptr;     // strided swap-copy of the destination type, if swapped
-  int64_t es = 0, ed = 0;
-  bool same_bytes = false;  // no cast, no swap: unit-stride runs are a memcpy
-
-  void operator()(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) const {
-    if (swap_src == nullptr && swap_dst == nullptr) {
-      if (ss == es && ds == ed) {
-        if (same_bytes) {
-          std::memcpy(dst, src, static_cast<size_t>(n * ed));
-        } else {
-          cast_contig(src, ss, dst, ds, n);
-        }
-      } else {
-        cast(src, ss, dst, ds, n);
-      }
-      return;
-    }
-    constexpr int64_t kChunk = 256;  // elements; 2 x 4 KiB of stack at 16-byte elements
-    alignas(64) char bs[kChunk * 16];
-    alignas(64) char bd[kChunk * 16];
-    for (int64_t k = 0; k < n; k += kChunk) {
-      const int64_t m = std::min(kChunk, n - k);
-      const char* s = src + k * ss;
-      int64_t s_stride = ss;
-      if (swap_src != nullptr) {
-        swap_src(s, ss, bs, es, m);
-        s = bs;
-        s_stride = es;
-      }
-      if (swap_dst != nullptr) {
-        cast_contig_or(s, s_stride, bd, ed, m);
-        swap_dst(bd, ed, dst + k * ds, ds, m);
-      } else {
-        cast_contig_or(s, s_stride, dst + k * ds, ds, m);
-      }
-    }
-  }
-
- private:
-  void cast_contig_or(const char* s, int64_t ss, char* d, int64_t ds, int64_t m) const {
-    (ss == es && ds == ed ? cast_contig : cast)(s, ss, d, ds, m);
-  }
-};
-
-int log2_of(int64_t v) { return v == 2 ? 1 : v == 4 ? 2 : 3; }
-
-// `streaming`: the caller runs a unit-stride copy whose destination is far larger than the
-// last-level cache; use non-temporal stores where the kernel set has them.
-InnerOp make_inner(const CopyPlan& p, const KernelSet& ks, bool streaming = false) {
-  InnerOp op;
-  const int s = static_cast<int>(p.src_dtype), d = static_cast<int>(p.dst_dtype);
-  op.es = itemsize(p.src_dtype);
-  op.ed = itemsize(p.dst_dtype);
-  if (p.src_dtype == p.dst_dtype && p.src_swapped != p.dst_swapped) {
-    // Same type, opposite byte orders: one swap-copy pass, no cast.
-    const int parts = swap_parts(p.src_dtype);
-    const int lg = log2_of(op.es / parts);
-    op.cast = ks.swap_strided[lg - 1][parts - 1];
-    op.cast_contig = ks.swap_contig[lg - 1][parts - 1];
-    if (streaming && ks.swap_contig_streaming[lg - 1][parts - 1] != nullptr) {
-      op.cast_contig = ks.swap_contig_streaming[lg - 1][parts - 1];
-    }
-    return op;
-  }
-  op.cast = ks.strided[s][d];
-  op.cast_contig = ks.contig[s][d];
-  op.same_bytes = s == d && !p.src_swapped && !p.dst_swapped;
-  if (streaming && !p.src_swapped && !p.dst_swapped && ks.contig_streaming[s][d] != nullptr) {
-    op.cast_contig = ks.contig_streaming[s][d];
-  }
-  if (p.src_swapped) {
-    const int parts = swap_parts(p.src_dtype);
-    op.swap_src = ks.swap_strided[log2_of(op.es / parts) - 1][parts - 1];
-  }
-  if (p.dst_swapped) {
-    const int parts = swap_parts(p.dst_dtype);
-    op.swap_dst = ks.swap_strided[log2_of(op.ed / parts) - 1][parts - 1];
-  }
-  return op;
+// Address arithmetic on integers: a canonical base may lie outside the operand's memory (a
+// reversed dim, a slice of a staging window); only the addresses of elements are ever used.
+inline const char* at(const char* base, int64_t offset) {
+  return reinterpret_cast<const char*>(reinterpret_cast<intptr_t>(base) + offset);
+}
+inline char* at(char* base, int64_t offset) {
+  return reinterpret_cast<char*>(reinterpret_cast<intptr_t>(base) + offset);
 }
 
-// Byte offsets of one position of an odometer over the outer dims of a plan.
+// The plan's 1-D operation over n elements (InnerOp: one kernel, or stages through buffers).
+void run_inner(const Plan& p, const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
+  const InnerOp& op = p.inner;
+  const int64_t es = itemsize(p.src_dtype), ed = itemsize(p.dst_dtype);
+  if (op.swap_src == nullptr && op.negate == nullptr && op.swap_dst == nullptr) {
+    if (ss == es && ds == ed) {
+      if (op.memcpy) {
+        std::memcpy(dst, src, static_cast<size_t>(n * ed));
+      } else {
+        op.convert_unit(src, ss, dst, ds, n);
+      }
+    } else {
+      op.convert(src, ss, dst, ds, n);
+    }
+    return;
+  }
+  // Each stage reads where the previous one wrote; the last writes the destination. Stages in
+  // the source type share one buffer (in place), the cast writes the other.
+  const bool convert_last = op.swap_dst == nullptr;
+  const bool negate_last = convert_last && op.convert == nullptr;
+  const bool swap_last = negate_last && op.negate == nullptr;
+  constexpr int64_t kChunk = 256;  // elements; 2 x 4 KiB of stack at 16-byte elements
+  alignas(64) char bs[kChunk * 16];
+  alignas(64) char bd[kChunk * 16];
+  for (int64_t k = 0; k < n; k += kChunk) {
+    const int64_t m = std::min(kChunk, n - k);
+    const char* s = src + k * ss;
+    int64_t s_stride = ss;
+    char* d = dst + k * ds;
+    if (op.swap_src != nullptr) {
+      op.swap_src(s, s_stride, swap_last ? d : bs, swap_last ? ds : es, m);
+      s = bs;
+      s_stride = es;
+    }
+    if (op.negate != nullptr) {
+      op.negate(s, s_stride, negate_last ? d : bs, negate_last ? ds : es, m);
+      s = bs;
+      s_stride = es;
+    }
+    if (op.convert != nullptr) {
+      char* target = convert_last ? d : bd;
+      const int64_t t_stride = convert_last ? ds : ed;
+      (s_stride == es && t_stride == ed ? op.convert_unit : op.convert)(s, s_stride, target,
+                                                                        t_stride, m);
+      s = bd;
+      s_stride = ed;
+    }
+    if (op.swap_dst != nullptr) op.swap_dst(s, s_stride, d, ds, m);
+  }
+}
+
+// Byte offsets of one position of an odometer over the outer dims of a box.
 class Odometer {
  public:
-  Odometer(const CopyPlan& p, int ndims) : p_(p), nd_(ndims) {}
+  Odometer(const Plan& p, const int64_t* ext, int ndims) : p_(p), ext_(ext), nd_(ndims) {}
 
   void seek(int64_t linear) {
     src_ = 0;
     dst_ = 0;
     for (int k = nd_ - 1; k >= 0; --k) {
-      const int64_t n = p_.shape[k];
+      const int64_t n = ext_[k];
       idx_[k] = linear % n;
       linear /= n;
       src_ += idx_[k] * p_.src_strides[k];
@@ -132,9 +101,9 @@ class Odometer {
     for (int k = nd_ - 1; k >= 0; --k) {
       src_ += p_.src_strides[k];
       dst_ += p_.dst_strides[k];
-      if (++idx_[k] < p_.shape[k]) return;
-      src_ -= p_.shape[k] * p_.src_strides[k];
-      dst_ -= p_.shape[k] * p_.dst_strides[k];
+      if (++idx_[k] < ext_[k]) return;
+      src_ -= ext_[k] * p_.src_strides[k];
+      dst_ -= ext_[k] * p_.dst_strides[k];
       idx_[k] = 0;
     }
   }
@@ -143,127 +112,95 @@ class Odometer {
   int64_t dst() const { return dst_; }
 
  private:
-  const CopyPlan& p_;
+  const Plan& p_;
+  const int64_t* ext_;
   int nd_;
-  std::array<int64_t, kMaxCanonicalDims> idx_{};
+  std::array<int64_t, kMaxDims> idx_{};
   int64_t src_ = 0, dst_ = 0;
 };
 
-int64_t outer_count(const CopyPlan& p, int ndims) {
+int64_t outer_count(const int64_t* ext, int ndims) {
   int64_t n = 1;
-  for (int k = 0; k < ndims; ++k) n *= p.shape[k];
+  for (int k = 0; k < ndims; ++k) n *= ext[k];
   return n;
 }
 
-// Small copies call the body directly: no std::function, no ParallelFor round trip.
-template <class Body>
-void run_units(int64_t units, int64_t grain, bool inline_run, const ParallelFor& pf,
-               const Body& body) {
-  if (inline_run || units <= 1) {
-    body(0, units);
-  } else {
-    pf(units, std::max<int64_t>(1, grain), std::function<void(int64_t, int64_t)>(body));
-  }
-}
-
-// Flat unit-stride copy: chunk boundaries are put on destination cache-line boundaries
-// (when the element size allows it) so two threads never write the same line.
-void run_flat(const CopyPlan& p, const InnerOp& loop, bool is_memcpy, StridedLoop copy_bytes,
-              bool inline_run, const ParallelFor& pf) {
+// Flat: blocks of plan.block elements; the first block ends where the destination reaches a
+// cache line, so that no two threads write the same line.
+int run_flat(const Plan& p, int64_t n, const char* src, char* dst) {
   const int64_t es = itemsize(p.src_dtype), ed = itemsize(p.dst_dtype);
-  const int64_t n = p.numel;
-  const char* src = p.src_base;
-  char* dst = p.dst_base;
   auto copy = [&](int64_t b, int64_t e) {
     if (e <= b) return;
-    if (is_memcpy && copy_bytes != nullptr) {
-      copy_bytes(src + b * es, 1, dst + b * ed, 1, (e - b) * ed);
-    } else if (is_memcpy) {
-      std::memcpy(dst + b * ed, src + b * es, static_cast<size_t>((e - b) * ed));
+    if (p.inner.copy_bytes_nt != nullptr) {
+      p.inner.copy_bytes_nt(src + b * es, 1, dst + b * ed, 1, (e - b) * ed);
     } else {
-      loop(src + b * es, es, dst + b * ed, ed, e - b);
+      run_inner(p, src + b * es, es, dst + b * ed, ed, e - b);
     }
   };
-  if (inline_run || n <= kMinTaskElems) {
-    copy(0, n);
-    return;
-  }
-  constexpr int64_t kBlock = 8192;  // elements; a multiple of 64 so blocks are whole lines
   const auto addr = reinterpret_cast<uintptr_t>(dst);
   int64_t head = static_cast<int64_t>((kCacheLine - addr % kCacheLine) % kCacheLine);
   head = head % ed == 0 ? head / ed : 0;
   if (head >= n) head = 0;
-  const int64_t blocks = std::max<int64_t>(1, ceil_div(n - head, kBlock));
-  auto bound = [&](int64_t k) { return k == 0 ? 0 : std::min(n, head + k * kBlock); };
-  pf(blocks, kMinTaskElems / kBlock, [&](int64_t b, int64_t e) { copy(bound(b), bound(e)); });
+  const int64_t blocks = (head > 0 ? 1 : 0) + ceil_div(n - head, p.block);
+  auto bound = [&](int64_t k) {
+    if (k == 0) return int64_t{0};
+    return std::min(n, head > 0 ? head + (k - 1) * p.block : k * p.block);
+  };
+  return parallel_for(blocks, p.grain, p.threads,
+                      [&](int64_t b, int64_t e) { copy(bound(b), bound(e)); });
 }
 
-void run_strided(const CopyPlan& p, const InnerOp& loop, bool inline_run, const ParallelFor& pf) {
-  const int nd = static_cast<int>(p.shape.size());
-  const int64_t n_in = p.shape[nd - 1];
+// Strided: rows of the innermost dim, long rows cut into segments of plan.block elements.
+int run_strided(const Plan& p, const int64_t* ext, const char* src, char* dst) {
+  const int nd = p.ndim;
+  const int64_t n_in = ext[nd - 1];
   const int64_t ss = p.src_strides[nd - 1], ds = p.dst_strides[nd - 1];
-  const int64_t rows = outer_count(p, nd - 1);
-  const int64_t seg = n_in <= 2 * kMinTaskElems ? n_in : kMinTaskElems;
+  const int64_t rows = outer_count(ext, nd - 1);
+  const int64_t seg = std::min(p.block, n_in);
   const int64_t nseg = ceil_div(n_in, seg);
-  const int64_t units = rows * nseg;
-  const int64_t grain = std::max<int64_t>(1, kMinTaskElems / seg);
   auto body = [&](int64_t b, int64_t e) {
-    if (e <= b) return;
-    Odometer od(p, nd - 1);
+    Odometer od(p, ext, nd - 1);
     int64_t row = b / nseg;
     od.seek(row);
     for (int64_t u = b; u < e;) {
-      const int64_t sg = u % nseg;
       const int64_t last = std::min(e, (row + 1) * nseg);  // units of this row in [u, last)
-      const int64_t k0 = sg * seg;
+      const int64_t k0 = (u % nseg) * seg;
       const int64_t k1 = std::min(n_in, (last - row * nseg) * seg);
-      loop(p.src_base + od.src() + k0 * ss, ss, p.dst_base + od.dst() + k0 * ds, ds, k1 - k0);
+      run_inner(p, at(src, od.src() + k0 * ss), ss, at(dst, od.dst() + k0 * ds), ds, k1 - k0);
       u = last;
       ++row;
       if (u < e) od.next();
     }
   };
-  run_units(units, grain, inline_run, pf, body);
+  return parallel_for(rows * nseg, p.grain, p.threads, body);
 }
 
-// Calls tile(src, dst, ci, cj) on macro tiles of the last two dims, for every outer index.
+// Transposes: macro tiles of the last two dims, for every outer index; tile(s, d, ci, cj).
 template <class TileFn>
-void run_transpose_tiles(const CopyPlan& p, bool streaming, bool inline_run, const ParallelFor& pf,
-                         const TileFn& tile) {
-  const int nd = static_cast<int>(p.shape.size());
-  const int64_t ni = p.shape[nd - 2], nj = p.shape[nd - 1];
+int run_transpose_tiles(const Plan& p, const int64_t* ext, const char* src, char* dst,
+                        const TileFn& tile) {
+  const int nd = p.ndim;
+  const int64_t ni = ext[nd - 2], nj = ext[nd - 1];
   const int64_t ss_j = p.src_strides[nd - 1], ds_i = p.dst_strides[nd - 2];
   const int64_t es = p.src_strides[nd - 2], ed = p.dst_strides[nd - 1];
-  const int64_t rows = outer_count(p, nd - 2);
-  // Macro tiles of ~64K elements: 256 x 256 when both dims are long, tall or wide and thin
-  // for small channel counts (NCHW -> NHWC has nj = 3, NHWC -> NCHW ni = 3). With streaming stores,
-  // strips of 32 destination columns: each thread then writes whole destination lines, and the
-  // source is read as 32 long sequential streams (measured best on 8192^2 f32).
-  const int64_t tj = std::min<int64_t>(
-      nj, streaming ? 32 : std::max<int64_t>(256, (64 * 1024) / std::min<int64_t>(ni, 256)));
-  const int64_t ti =
-      std::min<int64_t>(ni, std::max<int64_t>(streaming ? 4096 : 256, (64 * 1024) / tj));
-  // Column tiles start where destination rows reach a cache line boundary (all rows share
-  // the offset: ds_i is a multiple of the line when streaming), so no line is split.
+  const int64_t rows = outer_count(ext, nd - 2);
+  const int64_t ti = std::min(p.tile_i, ni), tj = std::min(p.tile_j, nj);
+  // Streaming: column tiles start where destination rows reach a cache line (all rows share
+  // the offset: the row stride is a multiple of the line), so no line is split.
   int64_t head = 0;
-  if (streaming) {
-    const auto addr = reinterpret_cast<uintptr_t>(p.dst_base);
+  if (p.streaming) {
+    const auto addr = reinterpret_cast<uintptr_t>(dst);
     head = static_cast<int64_t>((kCacheLine - addr % kCacheLine) % kCacheLine);
     head = head % ed == 0 ? std::min(head / ed, nj) : 0;
   }
   const int64_t ntj = (head > 0 ? 1 : 0) + ceil_div(nj - head, tj);
   auto jbound = [&](int64_t k) {
     if (k == 0) return int64_t{0};
-    if (head > 0) return std::min(nj, head + (k - 1) * tj);
-    return std::min(nj, k * tj);
+    return std::min(nj, head > 0 ? head + (k - 1) * tj : k * tj);
   };
-  const int64_t nti = ceil_div(ni, ti);
-  const int64_t per_row = nti * ntj;
-  const int64_t units = rows * per_row;
-  const int64_t grain = std::max<int64_t>(1, kMinTaskElems / (ti * tj));
+  const int64_t per_row = ceil_div(ni, ti) * ntj;
   auto body = [&](int64_t b, int64_t e) {
-    if (e <= b) return;
-    Odometer od(p, nd - 2);
+    Odometer od(p, ext, nd - 2);
     int64_t row = b / per_row;
     od.seek(row);
     for (int64_t u = b; u < e; ++u) {
@@ -274,89 +211,129 @@ void run_transpose_tiles(const CopyPlan& p, bool streaming, bool inline_run, con
       const int64_t t = u % per_row;
       const int64_t i0 = (t / ntj) * ti, ci = std::min(ti, ni - i0);
       const int64_t j0 = jbound(t % ntj), cj = jbound(t % ntj + 1) - j0;
-      tile(p.src_base + od.src() + i0 * es + j0 * ss_j, p.dst_base + od.dst() + i0 * ds_i + j0 * ed,
-           ci, cj);
+      tile(at(src, od.src() + i0 * es + j0 * ss_j), at(dst, od.dst() + i0 * ds_i + j0 * ed), ci,
+           cj);
     }
   };
-  run_units(units, grain, inline_run, pf, body);
+  return parallel_for(rows * per_row, p.grain, p.threads, body);
 }
 
-void run_transpose(const CopyPlan& p, TransposeLoop loop, bool streaming, bool inline_run,
-                   const ParallelFor& pf) {
-  const int nd = static_cast<int>(p.shape.size());
-  const int64_t ss_j = p.src_strides[nd - 1], ds_i = p.dst_strides[nd - 2];
-  run_transpose_tiles(
-      p, streaming, inline_run, pf,
-      [&](const char* s, char* d, int64_t ci, int64_t cj) { loop(s, ss_j, d, ds_i, ci, cj); });
+int run_transpose(const Plan& p, const int64_t* ext, const char* src, char* dst) {
+  const int64_t ss_j = p.src_strides[p.ndim - 1], ds_i = p.dst_strides[p.ndim - 2];
+  return run_transpose_tiles(p, ext, src, dst, [&](const char* s, char* d, int64_t ci, int64_t cj) {
+    p.tile(s, ss_j, d, ds_i, ci, cj);
+  });
 }
 
-// A transpose with a cast that has no fused kernel: transpose sub-tiles with the fast
-// same-size bit-copy kernel into an L1 buffer, then cast buffer rows with the vectorised
-// contiguous loop. Two cheap passes instead of one slow scalar one.
-void run_transpose_buffered(const CopyPlan& p, TransposeLoop bits, StridedLoop cast_rows,
-                            bool inline_run, const ParallelFor& pf) {
-  const int nd = static_cast<int>(p.shape.size());
-  const int64_t ss_j = p.src_strides[nd - 1], ds_i = p.dst_strides[nd - 2];
+// Sub-tiles through an L1 buffer: the bit-copy transpose, then the row cast.
+int run_transpose_buffered(const Plan& p, const int64_t* ext, const char* src, char* dst) {
+  const int64_t ss_j = p.src_strides[p.ndim - 1], ds_i = p.dst_strides[p.ndim - 2];
   const int64_t es = itemsize(p.src_dtype), ed = itemsize(p.dst_dtype);
   constexpr int64_t kSub = 64;  // 64 x 64 x 8 bytes = 32 KiB of buffer at most
-  run_transpose_tiles(
-      p, false, inline_run, pf, [&](const char* s, char* d, int64_t ci, int64_t cj) {
-        alignas(64) char buf[kSub * kSub * 8];
-        for (int64_t i0 = 0; i0 < ci; i0 += kSub) {
-          const int64_t bi = std::min(kSub, ci - i0);
-          for (int64_t j0 = 0; j0 < cj; j0 += kSub) {
-            const int64_t bj = std::min(kSub, cj - j0);
-            bits(s + i0 * es + j0 * ss_j, ss_j, buf, bj * es, bi, bj);
-            for (int64_t i = 0; i < bi; ++i) {
-              cast_rows(buf + i * bj * es, es, d + (i0 + i) * ds_i + j0 * ed, ed, bj);
-            }
-          }
+  return run_transpose_tiles(p, ext, src, dst, [&](const char* s, char* d, int64_t ci, int64_t cj) {
+    alignas(64) char buf[kSub * kSub * 8];
+    for (int64_t i0 = 0; i0 < ci; i0 += kSub) {
+      const int64_t bi = std::min(kSub, ci - i0);
+      for (int64_t j0 = 0; j0 < cj; j0 += kSub) {
+        const int64_t bj = std::min(kSub, cj - j0);
+        p.tile(s + i0 * es + j0 * ss_j, ss_j, buf, bj * es, bi, bj);
+        for (int64_t i = 0; i < bi; ++i) {
+          p.inner.convert_unit(buf + i * bj * es, es, d + (i0 + i) * ds_i + j0 * ed, ed, bj);
         }
-      });
+      }
+    }
+  });
+}
+
+// One box: the canonical dims restricted to `ext` elements from the given bases.
+int run_box(const Plan& p, const int64_t* ext, const char* src, char* dst) {
+  switch (p.method) {
+    case Method::kEmpty:
+      return 0;
+    case Method::kFlat:
+      return run_flat(p, ext[0], src, dst);
+    case Method::kStrided:
+      return run_strided(p, ext, src, dst);
+    case Method::kTranspose:
+      return run_transpose(p, ext, src, dst);
+    case Method::kTransposeBuffered:
+      return run_transpose_buffered(p, ext, src, dst);
+  }
+  return 0;
+}
+
+void check_alignment(const Plan& p, const char* src, const char* dst) {
+  if (reinterpret_cast<uintptr_t>(src) % kCacheLine != p.src_align ||
+      reinterpret_cast<uintptr_t>(dst) % kCacheLine != p.dst_align) {
+    throw std::invalid_argument(
+        "torchnp: execute() on memory aligned differently from the planned operands (modulo 64)");
+  }
 }
 
 }  // namespace
 
-ParallelFor serial_for() {
-  return [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& body) {
-    if (n > 0) body(0, n);
-  };
+int execute(const Plan& p, const char* src, char* dst) {
+  if (p.method == Method::kEmpty) return 0;
+  check_alignment(p, src, dst);
+  return run_box(p, p.shape.data(), at(src, p.src_offset), at(dst, p.dst_offset));
 }
 
-void execute(const CopyPlan& p, const ParallelFor& pf) {
-  const CopyClass cls = classify(p);
-  if (cls == CopyClass::kEmpty) return;
-  const KernelSet& ks = active_kernels();
-  const int s = static_cast<int>(p.src_dtype), d = static_cast<int>(p.dst_dtype);
-  const bool inline_run = p.numel * (itemsize(p.src_dtype) + itemsize(p.dst_dtype)) < kInlineBytes;
-  switch (cls) {
-    case CopyClass::kMemcpy: {
-      const bool streaming = p.numel * itemsize(p.dst_dtype) >= kStreamingBytes;
-      run_flat(p, InnerOp{}, true, streaming ? ks.copy_streaming : nullptr, inline_run, pf);
-      break;
-    }
-    case CopyClass::kContig: {
-      InnerOp op = make_inner(p, ks, p.numel * itemsize(p.dst_dtype) >= kStreamingBytes);
-      run_flat(p, op, false, nullptr, inline_run, pf);
-      break;
-    }
-    case CopyClass::kTranspose: {
-      const int nd = static_cast<int>(p.shape.size());
-      TransposeLoop nt = ks.transpose_streaming[s][d];
-      const bool streaming = nt != nullptr && p.numel * itemsize(p.dst_dtype) >= kStreamingBytes &&
-                             p.dst_strides[nd - 2] % kCacheLine == 0;
-      if (transpose_via_buffer(ks, p.src_dtype, p.dst_dtype)) {
-        const int b = bits_type(itemsize(p.src_dtype));
-        run_transpose_buffered(p, ks.transpose[b][b], ks.contig[s][d], inline_run, pf);
-      } else {
-        run_transpose(p, streaming ? nt : ks.transpose[s][d], streaming, inline_run, pf);
-      }
-      break;
-    }
-    default:
-      run_strided(p, make_inner(p, ks), inline_run, pf);
-      break;
+int execute(const Plan& p, const char* src, char* dst, Slice slice) {
+  if (slice.begin < 0 || slice.end < slice.begin || slice.end > p.numel) {
+    throw std::invalid_argument("torchnp: slice outside the copy's elements");
   }
+  if (slice.begin == slice.end || p.method == Method::kEmpty) return 0;
+  check_alignment(p, src, dst);
+  const int nd = p.ndim;
+  const bool by_src = slice.order == Order::kSource;
+  const auto& strides = by_src ? p.src_strides : p.dst_strides;
+  // The operand's memory order: dims outermost first by decreasing |stride| (stable), each
+  // walked towards higher addresses (a source dim with a negative stride is walked backwards).
+  std::array<int, kMaxDims> order;
+  for (int k = 0; k < nd; ++k) order[k] = k;
+  std::stable_sort(order.begin(), order.begin() + nd, [&](int a, int b) {
+    return std::llabs(strides[a]) > std::llabs(strides[b]);
+  });
+  Extents size{}, inner{};  // per position of the order: extent, elements in one step
+  int64_t below = 1;
+  for (int q = nd - 1; q >= 0; --q) {
+    size[q] = p.shape[order[q]];
+    inner[q] = below;
+    below *= size[q];
+  }
+  int threads = 0;
+  for (int64_t pos = slice.begin; pos < slice.end;) {
+    Extents digit{};
+    for (int q = 0; q < nd; ++q) digit[q] = (pos / inner[q]) % size[q];
+    // The largest box starting at pos: the outermost position q whose inner digits are all
+    // zero (pos is a whole number of its steps) and of which one whole step fits before the end.
+    int q = 0;
+    while (q < nd - 1 && (pos % inner[q] != 0 || slice.end - pos < inner[q])) ++q;
+    const int64_t count = std::min(size[q] - digit[q], (slice.end - pos) / inner[q]);
+    Extents ext{};
+    int64_t src_off = p.src_offset, dst_off = p.dst_offset;
+    for (int r = 0; r < nd; ++r) {
+      const int k = order[r];
+      int64_t lo, n;
+      if (r < q) {
+        lo = digit[r];
+        n = 1;
+      } else if (r == q) {
+        lo = digit[r];
+        n = count;
+      } else {
+        lo = 0;
+        n = size[r];
+      }
+      if (by_src && p.src_strides[k] < 0) lo = p.shape[k] - lo - n;  // walked backwards
+      ext[k] = n;
+      src_off += lo * p.src_strides[k];
+      dst_off += lo * p.dst_strides[k];
+    }
+    threads = std::max(threads, run_box(p, ext.data(), at(src, src_off), at(dst, dst_off)));
+    pos += count * inner[q];
+  }
+  return threads;
 }
 
 }  // namespace torchnp::core

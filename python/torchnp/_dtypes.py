@@ -1,63 +1,50 @@
 """Element types: the torch <-> NumPy mapping, dtype-like parsing and the core's dtype codes.
 
-NumPy has no bfloat16, float8 or complex32; ml_dtypes provides them as NumPy dtypes, so every
-element type torchnp handles has exactly one NumPy spelling.
+The types come from the one table (csrc/core/element_types.def, read by _element_table). NumPy
+has no bfloat16, float8 or complex32; ml_dtypes provides them as NumPy dtypes, so every element
+type torchnp handles has exactly one NumPy spelling.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import torch
+
+from torchnp._element_table import read_table
 
 DTypeLike = Any  # anything np.dtype() accepts, or a torch.dtype
 
 
 @dataclass(frozen=True)
 class ElementType:
-    """One element type torchnp can read and write."""
+    """One element type torchnp can read and write (a row of csrc/core/element_types.def)."""
 
     name: str  # NumPy / ml_dtypes name
     numpy: np.dtype  # native byte order
-    torch: torch.dtype | None  # None where torch has no such type
-    code: int  # csrc/core/copy.h ScalarType
+    torch: torch.dtype | None  # None where this torch has no such type
+    code: int  # the core's ScalarType code
+    components: int  # 2 for complex types: byte swaps and sign flips act per component
 
 
-def _entry(name: str, np_type: Any, torch_name: str | None, code: int) -> ElementType:
-    t = getattr(torch, torch_name, None) if torch_name else None
-    return ElementType(name, np.dtype(np_type), t, code)
+def _numpy_type(spelling: str) -> Any:
+    module, attr = spelling.rsplit(".", 1)
+    return getattr(importlib.import_module(module), attr)
 
 
-# Codes mirror csrc/core/copy.h (ScalarType); append only.
 _ELEMENT_TYPES: tuple[ElementType, ...] = tuple(
-    e
-    for e in (
-        _entry("bool", np.bool_, "bool", 0),
-        _entry("int8", np.int8, "int8", 1),
-        _entry("int16", np.int16, "int16", 2),
-        _entry("int32", np.int32, "int32", 3),
-        _entry("int64", np.int64, "int64", 4),
-        _entry("uint8", np.uint8, "uint8", 5),
-        _entry("uint16", np.uint16, "uint16", 6),
-        _entry("uint32", np.uint32, "uint32", 7),
-        _entry("uint64", np.uint64, "uint64", 8),
-        _entry("float16", np.float16, "float16", 9),
-        _entry("bfloat16", ml_dtypes.bfloat16, "bfloat16", 10),
-        _entry("float32", np.float32, "float32", 11),
-        _entry("float64", np.float64, "float64", 12),
-        _entry("complex32", ml_dtypes.complex32, "complex32", 13),
-        _entry("complex64", np.complex64, "complex64", 14),
-        _entry("complex128", np.complex128, "complex128", 15),
-        _entry("float8_e4m3fn", ml_dtypes.float8_e4m3fn, "float8_e4m3fn", 16),
-        _entry("float8_e5m2", ml_dtypes.float8_e5m2, "float8_e5m2", 17),
-        _entry("float8_e4m3fnuz", ml_dtypes.float8_e4m3fnuz, "float8_e4m3fnuz", 18),
-        _entry("float8_e5m2fnuz", ml_dtypes.float8_e5m2fnuz, "float8_e5m2fnuz", 19),
-        _entry("float8_e8m0fnu", ml_dtypes.float8_e8m0fnu, "float8_e8m0fnu", 20),
+    ElementType(
+        row.name,
+        np.dtype(_numpy_type(row.numpy)),
+        getattr(torch, row.torch, None),
+        row.code,
+        row.components,
     )
+    for row in read_table()
 )
 
 _BY_NUMPY: dict[np.dtype, ElementType] = {e.numpy: e for e in _ELEMENT_TYPES}
@@ -163,10 +150,9 @@ def _parse_dtype(dtype: DTypeLike) -> np.dtype:
     return dt
 
 
-def numpy_default_for_torch(dt: torch.dtype) -> np.dtype:
-    """The NumPy dtype a tensor of dtype `dt` converts to by default (bits unchanged, except
-    complex32 which widens exactly to complex64)."""
-    e = element_type_of_torch(dt)
+def default_numpy_dtype(e: ElementType) -> np.dtype:
+    """The NumPy dtype a tensor of element type `e` converts to by default (bits unchanged,
+    except complex32, which NumPy cannot compute with: it widens exactly to complex64)."""
     if e.name == "complex32":
         return np.dtype(np.complex64)
     return e.numpy
@@ -206,4 +192,5 @@ _CARRIER_TORCH: dict[torch.dtype, torch.dtype | None] = {}
 
 
 def is_complex(dt: np.dtype) -> bool:
-    return dt.kind == "c" or dt.newbyteorder("=") == np.dtype(ml_dtypes.complex32)
+    e = _BY_NUMPY.get(dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt)
+    return e is not None and e.components == 2

@@ -7,24 +7,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _policy
+from torchnp import _engines, _policy
 from torchnp._dtypes import (
     DTypeLike,
-    carrier_numpy,
+    ElementType,
     element_type_of_numpy,
     parse_dtype,
     torch_for_numpy,
 )
 from torchnp._memory import (
+    aligned_for_torch,
+    empty_in_order,
     empty_tensor_with_order,
-    empty_with_order,
+    normalised_strides,
     numpy_view_of_tensor,
     tensor_of_numpy_view,
-    tensor_of_readonly_memory,
+    tensor_view,
+    torch_can_view,
 )
 
 # Native-order dtypes torch.from_numpy maps to the torch dtype torchnp would choose, and whose
-# NumPy alignment (flags.aligned) is their itemsize, as torch needs (complex is not: see _aligned).
+# NumPy alignment (flags.aligned) is their itemsize, as torch needs (complex is not: see
+# _memory.aligned_for_torch).
 _FROM_NUMPY_NATIVE = frozenset(
     np.dtype(t)
     for t in (
@@ -45,75 +49,33 @@ def _as_array(obj: Any) -> np.ndarray:
         raise TypeError(f"from_numpy cannot read {type(obj).__name__} as an array: {exc}") from exc
 
 
-def _normalised_strides(a: np.ndarray) -> tuple[int, ...]:
-    # The stride of a length-1 dimension (or of any dimension of an empty array) never addresses
-    # memory, so it may be anything, e.g. negative after `[::-1]`; replace such a stride by the
-    # C-contiguous value so it never forces a copy, and keep every stride that is already fine.
-    if a.size and 1 not in a.shape:
-        return a.strides  # no dead dimension: the common case, answered without a loop
-    itemsize = a.dtype.itemsize
-    strides = list(a.strides)
-    contiguous = itemsize
-    for d in reversed(range(a.ndim)):
-        dead = a.shape[d] == 1 or a.size == 0
-        if dead and (strides[d] < 0 or strides[d] % itemsize):
-            strides[d] = contiguous
-        contiguous *= max(a.shape[d], 1)
-    return tuple(strides)
-
-
 def _copy_reasons(
-    a: np.ndarray, target: torch.dtype, device: torch.device | None, pin_memory: bool
+    a: np.ndarray,
+    own: ElementType,
+    swapped: bool,
+    target: torch.dtype,
+    device: torch.device | None,
+    pin_memory: bool,
 ) -> list[str]:
+    """Why the array cannot be shared as it is, in words, for copy=False's error."""
     reasons = []
-    own, swapped = element_type_of_numpy(a.dtype)
     if swapped:
         reasons.append(f"byte order {a.dtype.str} is not native")
     if own.torch != target:
         reasons.append(f"dtype {own.name} → {target} needs a cast")
     itemsize = a.dtype.itemsize
-    strides = _normalised_strides(a)
+    strides = normalised_strides(a)
     if any(s < 0 for s in strides):
         reasons.append("negative strides")
     if any(s % itemsize for s in strides):
         reasons.append(f"strides {a.strides} are not multiples of the itemsize {itemsize}")
-    if not _aligned(a):
+    if not aligned_for_torch(a):
         reasons.append("data is not aligned to its itemsize")
     if device is not None and device.type != "cpu":
         reasons.append(f"device {device} is not the CPU")
     if pin_memory:
         reasons.append("pin_memory=True needs page-locked memory")
     return reasons
-
-
-def _aligned(a: np.ndarray) -> bool:
-    # To the itemsize, not NumPy's dtype.alignment: torch's complex types are aligned to their
-    # full size (c10::complex is alignas(2 * sizeof(T))), NumPy's complex128 only to 8 bytes.
-    if a.size == 0 or (a.flags.aligned and a.dtype.alignment >= a.dtype.itemsize):
-        return True  # NumPy's own flag answers it without the (slow) address lookup
-    return a.__array_interface__["data"][0] % a.dtype.itemsize == 0
-
-
-def _shareable_layout(a: np.ndarray) -> bool:
-    """Native byte order, aligned, and strides torch can hold (the fast test; _copy_reasons
-    says why not)."""
-    if element_type_of_numpy(a.dtype)[1] or not _aligned(a):
-        return False
-    itemsize = a.dtype.itemsize
-    return all(s >= 0 and s % itemsize == 0 for s in _normalised_strides(a))
-
-
-def _share(a: np.ndarray, target: torch.dtype) -> torch.Tensor:
-    strides = _normalised_strides(a)
-    if strides != a.strides:
-        # as_strided goes through __array_interface__, which cannot spell ml_dtypes types.
-        carrier = carrier_numpy(a.dtype)
-        raw = a if carrier is None else a.view(carrier)
-        raw = np.lib.stride_tricks.as_strided(raw, strides=strides, writeable=a.flags.writeable)
-        a = raw if carrier is None else raw.view(a.dtype)
-    if not a.flags.writeable:
-        return tensor_of_readonly_memory(a, target)
-    return tensor_of_numpy_view(a, target)
 
 
 def from_numpy(
@@ -185,7 +147,7 @@ def from_numpy(
                 pass
     copy = _policy.check_copy(copy)
     a = _as_array(array)
-    own, _ = element_type_of_numpy(a.dtype)  # raises TypeError for unsupported element types
+    own, swapped = element_type_of_numpy(a.dtype)  # raises TypeError for unsupported types
     # A tensor is always in native byte order, so dtype=">f4" means float32 (the values).
     target_np = own.numpy if dtype is None else parse_dtype(dtype).newbyteorder("=")
     target = torch_for_numpy(target_np)
@@ -204,12 +166,17 @@ def from_numpy(
 
     readonly = not a.flags.writeable
     on_cpu = target_device is None or target_device.type == "cpu"
-    layout_ok = _shareable_layout(a) and own.torch == target
-    may_share = not readonly or share_readonly
-    if layout_ok and on_cpu and may_share and not pin_memory and copy is not True:
-        return _share(a, target)
+    viewable = own.torch == target and torch_can_view(a, writable=False)
+    if (
+        copy is not True
+        and viewable
+        and on_cpu
+        and not pin_memory
+        and (share_readonly or not readonly)
+    ):
+        return tensor_view(a, target)
     if copy is False:
-        reasons = _copy_reasons(a, target, target_device, pin_memory)
+        reasons = _copy_reasons(a, own, swapped, target, target_device, pin_memory)
         remedy = "Pass copy=None to allow a copy."
         if readonly and not share_readonly:
             reasons.append("the array is read-only")
@@ -220,11 +187,11 @@ def from_numpy(
         raise _policy.copy_refusal("this array", reasons, remedy)
 
     _policy.warn_if_discarding_imaginary(a.dtype, target_np)
-    to_device = not on_cpu
-    if to_device and layout_ok and not pin_memory:
-        # Only the device differs: torch's .to() reads the shared memory once (read-only memory
-        # included, it is only read) instead of a host copy followed by a transfer.
-        return _share(a, target).to(target_device)
+    engine = _engines.active()
+    if not on_cpu:
+        result = empty_tensor_with_order(a.shape, target, a.strides, device=target_device)
+        engine.upload(result, a)
+        return result
     if pin_memory:
         result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=True)
         dst = numpy_view_of_tensor(result)
@@ -232,9 +199,7 @@ def from_numpy(
         # Host memory from NumPy's allocator or, when large, torchnp's recycled huge-page pool
         # (torch's allocator gives fresh 4 KiB pages: 2-5x slower to write here). The tensor
         # shares the array (like torch.from_numpy's do), so its storage cannot be resized.
-        dst = empty_with_order(a, target_np, "K")
+        dst = empty_in_order(a.shape, a.strides, target_np, "K")
         result = tensor_of_numpy_view(dst, target)
-    _policy.copy_between(dst, a, may_overlap=False)
-    if to_device:
-        result = result.to(target_device)
+    engine.copy(dst, a)
     return result

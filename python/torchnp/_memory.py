@@ -10,7 +10,12 @@ import numpy as np
 import torch
 
 from torchnp import _pool
-from torchnp._dtypes import carrier_numpy, carrier_torch, element_type_of_torch
+from torchnp._dtypes import (
+    carrier_numpy,
+    carrier_torch,
+    element_type_of_numpy,
+    element_type_of_torch,
+)
 
 
 def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
@@ -58,6 +63,68 @@ def tensor_of_readonly_memory(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor
     return flat.as_strided(a.shape, strides, -low // itemsize)
 
 
+def normalised_strides(a: np.ndarray) -> tuple[int, ...]:
+    """The array's strides with every stride that never addresses memory made harmless.
+
+    The stride of a length-1 dimension (or of any dimension of an empty array) may be anything,
+    e.g. negative after ``[::-1]``; such a stride is replaced by the C-contiguous value so that
+    it never stops torch from sharing, and every stride that is already fine is kept.
+    """
+    if a.size and 1 not in a.shape:
+        return a.strides  # no dead dimension: the common case, answered without a loop
+    itemsize = a.dtype.itemsize
+    strides = list(a.strides)
+    contiguous = itemsize
+    for d in reversed(range(a.ndim)):
+        dead = a.shape[d] == 1 or a.size == 0
+        if dead and (strides[d] < 0 or strides[d] % itemsize):
+            strides[d] = contiguous
+        contiguous *= max(a.shape[d], 1)
+    return tuple(strides)
+
+
+def aligned_for_torch(a: np.ndarray) -> bool:
+    """Whether the data is aligned to its itemsize, as torch's element types need.
+
+    To the itemsize, not NumPy's dtype.alignment: torch's complex types are aligned to their
+    full size (c10::complex is alignas(2 * sizeof(T))), NumPy's complex128 only to 8 bytes.
+    """
+    if a.size == 0 or (a.flags.aligned and a.dtype.alignment >= a.dtype.itemsize):
+        return True  # NumPy's own flag answers it without the (slow) address lookup
+    return a.__array_interface__["data"][0] % a.dtype.itemsize == 0
+
+
+def torch_can_view(a: np.ndarray, writable: bool = True) -> bool:
+    """Whether a tensor can view the array as it is: a supported element type in native byte
+    order, aligned, and strides torch can hold (non-negative multiples of the itemsize, after
+    normalised_strides); writable too unless `writable` is False."""
+    try:
+        element, swapped = element_type_of_numpy(a.dtype)
+    except TypeError:
+        return False
+    if swapped or element.torch is None or (writable and not a.flags.writeable):
+        return False
+    if not aligned_for_torch(a):
+        return False
+    itemsize = a.dtype.itemsize
+    return all(s >= 0 and s % itemsize == 0 for s in normalised_strides(a))
+
+
+def tensor_view(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor of `dtype` over the array's memory, for an array torch_can_view accepts
+    (read-only memory included: tensor_of_readonly_memory; the caller decides it may)."""
+    strides = normalised_strides(a)
+    if strides != a.strides:
+        # as_strided goes through __array_interface__, which cannot spell ml_dtypes types.
+        carrier = carrier_numpy(a.dtype)
+        raw = a if carrier is None else a.view(carrier)
+        raw = np.lib.stride_tricks.as_strided(raw, strides=strides, writeable=a.flags.writeable)
+        a = raw if carrier is None else raw.view(a.dtype)
+    if not a.flags.writeable:
+        return tensor_of_readonly_memory(a, dtype)
+    return tensor_of_numpy_view(a, dtype)
+
+
 def _bytes_of(a: np.ndarray) -> np.ndarray:
     # memoryview() rejects ml_dtypes element types; a same-size integer view exports the same
     # buffer and blocks resizing just as well.
@@ -82,18 +149,21 @@ def memory_order_permutation(shape: Sequence[int], strides: Sequence[int]) -> li
     return sorted(dims, key=lambda d: (rank(d), d))
 
 
-def empty_with_order(like: np.ndarray, dtype: np.dtype, order: str) -> np.ndarray:
-    """A fresh uninitialised array shaped like `like`, in `order`, that shares no memory.
+def empty_in_order(
+    shape: Sequence[int], strides: Sequence[int], dtype: np.dtype, order: str
+) -> np.ndarray:
+    """A fresh uninitialised array of `shape` in `order`, that shares no memory.
 
-    order 'K' lays the dims out in the memory order of `like` (memory_order_permutation, so a
-    transposed source gives an F-ordered result); 'C'/'F' as in NumPy.
+    order 'K' lays the dims out in the memory order of `strides` (memory_order_permutation, so a
+    transposed source gives an F-ordered result); 'C'/'F' as in NumPy ('A' is resolved by the
+    caller).
     """
     if order == "C":
-        return empty_in_memory_order(like.shape, None, dtype)
+        return empty_in_memory_order(shape, None, dtype)
     if order == "F":
-        pooled = _pooled(like.shape, list(reversed(range(like.ndim))), dtype)
-        return np.empty(like.shape, dtype=dtype, order="F") if pooled is None else pooled
-    return empty_in_memory_order(like.shape, like.strides, dtype)
+        pooled = _pooled(shape, list(reversed(range(len(shape)))), dtype)
+        return np.empty(shape, dtype=dtype, order="F") if pooled is None else pooled
+    return empty_in_memory_order(shape, strides, dtype)
 
 
 def empty_in_memory_order(
@@ -144,9 +214,14 @@ def _pooled(shape: Sequence[int], perm: list[int], dtype: np.dtype) -> np.ndarra
 
 
 def empty_tensor_with_order(
-    shape: Sequence[int], dtype: torch.dtype, like_strides: Sequence[int], pin_memory: bool = False
+    shape: Sequence[int],
+    dtype: torch.dtype,
+    like_strides: Sequence[int],
+    *,
+    device: torch.device | None = None,
+    pin_memory: bool = False,
 ) -> torch.Tensor:
     """A fresh tensor whose dims are laid out in the memory order of `like_strides`."""
     perm = memory_order_permutation(shape, like_strides)
-    base = torch.empty([shape[d] for d in perm], dtype=dtype, pin_memory=pin_memory)
+    base = torch.empty([shape[d] for d in perm], dtype=dtype, device=device, pin_memory=pin_memory)
     return base.permute(np.argsort(perm).tolist())

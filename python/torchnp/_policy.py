@@ -1,4 +1,4 @@
-"""Decisions shared by both directions: argument checks, layouts, warnings, overlap staging."""
+"""Decisions shared by both directions: argument checks, layouts, casts, warnings, refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from torchnp import _engines
 from torchnp._dtypes import is_complex
 
 ORDERS = ("K", "A", "C", "F")
@@ -79,17 +78,6 @@ def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int =
             np.exceptions.ComplexWarning,
             stacklevel=stacklevel + 1,
         )
-
-
-def copy_between(dst: np.ndarray, src: np.ndarray, may_overlap: bool) -> None:
-    """Run the active engine. If the destination came from the caller (`may_overlap`), stage
-    the source first when the two may overlap: the result is then as if the whole source had
-    been read before any write."""
-    if dst.size == 0:
-        return
-    if may_overlap and np.may_share_memory(dst, src):
-        src = src.copy(order="K")
-    _engines.active().copyto(dst, src)
 
 
 def copy_refusal(what: str, reasons: Sequence[str], remedy: str) -> ValueError:

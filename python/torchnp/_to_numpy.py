@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-from torchnp import _policy
-from torchnp._dtypes import DTypeLike, element_type_of_torch, numpy_default_for_torch, parse_dtype
-from torchnp._memory import (
-    empty_in_memory_order,
-    empty_with_order,
-    numpy_view_of_tensor,
-    tensor_of_numpy_view,
+from torchnp import _engines, _policy
+from torchnp._dtypes import (
+    DTypeLike,
+    ElementType,
+    default_numpy_dtype,
+    element_type_of_torch,
+    parse_dtype,
 )
+from torchnp._engines import Negate
+from torchnp._memory import empty_in_order, numpy_view_of_tensor
 
 # Types Tensor.numpy() returns as themselves (bits and NumPy type unchanged).
 _COMPLEX = frozenset((torch.complex32, torch.complex64, torch.complex128))
@@ -85,43 +89,85 @@ def _readable(tensor: object) -> torch.Tensor:
     return tensor.detach()
 
 
-def _resolved_on_host(t: torch.Tensor) -> np.ndarray:
-    """The tensor's stored values in fresh host memory of their own, conj/neg bits applied.
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What the policy needs to know about a readable tensor, read off it once."""
 
-    A device tensor is copied straight into a NumPy allocation (one transfer, no torch
-    temporary). The bits are applied with NumPy's conjugate/negative (IEEE sign flips), not
-    torch's resolve_conj/resolve_neg: torch's vectorised complex negation computes 0 - x and so
-    turns -0.0 into +0.0 on some layouts, and torch has no kernel at all for float8 negation or
-    for complex32 with both bits.
-    """
-    conj, neg = t.is_conj(), t.is_neg()
-    plain = t.conj() if conj else t  # a view of the same memory without the bit
-    plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
-    stored_dtype = element_type_of_torch(t.dtype).numpy
-    if plain.device.type != "cpu":
-        itemsize = stored_dtype.itemsize
-        values = empty_in_memory_order(t.shape, [s * itemsize for s in t.stride()], stored_dtype)
-        tensor_of_numpy_view(values, t.dtype).copy_(plain)
-        stored = values
-    else:
-        stored = numpy_view_of_tensor(plain)
-        values = np.empty_like(stored, order="K", subok=False)  # only reached with a bit set
-    with np.errstate(all="ignore"):
-        if conj:
-            np.conjugate(stored, out=values)
-        if neg:
-            np.negative(values if conj else stored, out=values)
-    return values
+    plain: torch.Tensor  # the same memory without conj/neg bits (what an engine reads)
+    element: ElementType
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]  # bytes
+    on_cpu: bool
+    conj: bool
+    neg: bool
 
+    @property
+    def negate(self) -> Negate:
+        """The sign flips that resolve the conj/neg bits."""
+        return Negate.of_bits(self.conj, self.neg)
 
-def _view_fits(a: np.ndarray, target: np.dtype, order: str) -> bool:
-    if a.dtype != target:
-        return False
-    if order == "C":
-        return a.flags.c_contiguous
-    if order == "F":
-        return a.flags.f_contiguous
-    return True
+    @staticmethod
+    def of(t: torch.Tensor) -> _Source:
+        conj, neg = t.is_conj(), t.is_neg()
+        plain = t.conj() if conj else t  # a view of the same memory without the bit
+        plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
+        element = element_type_of_torch(t.dtype)
+        if neg and element.name == "bool":
+            raise TypeError(
+                "to_numpy cannot resolve the negative bit of a bool tensor: bools have no "
+                "negation (torch's resolve_neg refuses it too); drop the bit with "
+                "torch._neg_view(t) if its values are what you want"
+            )
+        itemsize = element.numpy.itemsize
+        return _Source(
+            plain,
+            element,
+            tuple(t.shape),
+            tuple(s * itemsize for s in t.stride()),
+            t.is_cpu,
+            conj,
+            neg,
+        )
+
+    def layout_fits(self, order: str) -> bool:
+        if order in ("C", "F"):
+            itemsize = self.element.numpy.itemsize
+            return _policy.is_contiguous(self.shape, self.strides, itemsize, order == "F")
+        return True
+
+    def shareable(self, target: np.dtype, order: str) -> bool:
+        """Whether a view of the tensor's memory is the answer."""
+        return (
+            self.on_cpu
+            and not (self.conj or self.neg)
+            and self.element.numpy == target
+            and self.layout_fits(order)
+        )
+
+    def copy_reasons(self, target: np.dtype, order: str) -> list[str]:
+        """Why shareable() is False, in words, for copy=False's error."""
+        reasons = []
+        if not self.on_cpu:
+            reasons.append(f"on {self.plain.device}")
+        if self.conj:
+            reasons.append("conjugate bit set")
+        if self.neg:
+            reasons.append("negative bit set")
+        if self.element.numpy != target:
+            reasons.append(f"dtype {self.element.name} → {target} needs a cast")
+        if order in ("C", "F") and not self.layout_fits(order):
+            reasons.append(f"order={order!r} but the tensor is not {order}-contiguous")
+        return reasons
+
+    def order_of_copy(self, order: str) -> str:
+        """'A' resolved the way NumPy does: F for an F-contiguous, non-C-contiguous tensor."""
+        if order != "A":
+            return order
+        itemsize = self.element.numpy.itemsize
+        f_only = _policy.is_contiguous(
+            self.shape, self.strides, itemsize, True
+        ) and not _policy.is_contiguous(self.shape, self.strides, itemsize)
+        return "F" if f_only else "C"
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
@@ -139,54 +185,6 @@ def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype | None) -> n
     if dtype is not None and dtype != out.dtype:
         raise TypeError(f"dtype={dtype} conflicts with out.dtype={out.dtype}; pass one of them")
     return out
-
-
-def _layout_fits(t: torch.Tensor, order: str) -> bool:
-    if order == "C":
-        return t.is_contiguous()  # torch, like NumPy, ignores the strides of size-1 dims
-    if order == "F":
-        itemsize = t.element_size()
-        return _policy.is_contiguous(t.shape, [s * itemsize for s in t.stride()], itemsize, True)
-    return True
-
-
-def _shareable(t: torch.Tensor, target: np.dtype, order: str) -> bool:
-    """Whether a view of the tensor's memory is the answer (the fast test; _copy_reasons says
-    why not, for the error message)."""
-    return (
-        t.is_cpu
-        and not t.is_conj()
-        and not t.is_neg()
-        and element_type_of_torch(t.dtype).numpy == target
-        and _layout_fits(t, order)
-    )
-
-
-def _copy_reasons(t: torch.Tensor, target: np.dtype, order: str) -> list[str]:
-    reasons = []
-    if t.device.type != "cpu":
-        reasons.append(f"on {t.device}")
-    if t.is_conj():
-        reasons.append("conjugate bit set")
-    if t.is_neg():
-        reasons.append("negative bit set")
-    own = element_type_of_torch(t.dtype)
-    if own.numpy != target:
-        reasons.append(f"dtype {own.name} → {target} needs a cast")
-    itemsize = t.element_size()
-    strides = [s * itemsize for s in t.stride()]
-    if order == "C" and not _policy.is_contiguous(t.shape, strides, itemsize):
-        reasons.append("order='C' but the tensor is not C-contiguous")
-    if order == "F" and not _policy.is_contiguous(t.shape, strides, itemsize, fortran=True):
-        reasons.append("order='F' but the tensor is not F-contiguous")
-    return reasons
-
-
-def _resolve_order(order: str, src: np.ndarray) -> str:
-    if order == "A":
-        f_only = src.flags.f_contiguous and not src.flags.c_contiguous
-        return "F" if f_only else "C"
-    return order
 
 
 def to_numpy(
@@ -266,41 +264,37 @@ def to_numpy(
             )
         t = torch.zeros(t.shape, dtype=t.dtype, device=t.device)
     requested = parse_dtype(dtype) if dtype is not None else None
-    own = numpy_default_for_torch(t.dtype)  # raises TypeError for dtypes NumPy cannot hold
+    source = _Source.of(t)  # raises TypeError for dtypes NumPy cannot hold
+    stored = source.element.numpy
 
     if out is not None:
-        out = _check_out(out, tuple(t.shape), requested)
+        out = _check_out(out, source.shape, requested)
         if copy is False:
             raise ValueError("copy=False cannot be combined with out=: writing to out is a copy")
         target = out.dtype
+    elif requested is not None:
+        target = requested
     else:
-        target = requested if requested is not None else own
-
-    stored = element_type_of_torch(t.dtype).numpy
+        target = default_numpy_dtype(source.element)
     _policy.check_cast(stored, target)
-    shareable = _shareable(t, target, order)
-    if out is None and shareable and copy is not True:
+    if out is None and copy is not True and source.shareable(target, order):
         return numpy_view_of_tensor(t)
     if copy is False:
         raise _policy.copy_refusal(
             "this tensor",
-            _copy_reasons(t, target, order),
+            source.copy_reasons(target, order),
             "Pass copy=None to allow a copy, or copy=True to force one.",
         )
     _policy.warn_if_discarding_imaginary(stored, target)
 
-    if t.is_cpu and not (t.is_conj() or t.is_neg()):
-        src = numpy_view_of_tensor(t)
+    engine = _engines.active()
+    if out is None:
+        out = empty_in_order(source.shape, source.strides, target, source.order_of_copy(order))
+        may_overlap = False
     else:
-        # One pass brings the data to host and/or applies the bits into fresh, owning memory;
-        # if that already is the answer, it is returned, else a cast or layout change runs in
-        # the engine as a second pass.
-        src = _resolved_on_host(t)
-        if out is None and _view_fits(src, target, order):
-            return src
-    if out is not None:
-        _policy.copy_between(out, src, may_overlap=True)
-        return out
-    dst = empty_with_order(src, target, _resolve_order(order, src))
-    _policy.copy_between(dst, src, may_overlap=False)
-    return dst
+        may_overlap = True
+    if source.on_cpu:
+        engine.copy(out, numpy_view_of_tensor(source.plain), source.negate, may_overlap=may_overlap)
+    else:
+        engine.download(out, source.plain, source.negate)
+    return out

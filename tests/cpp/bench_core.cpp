@@ -1,5 +1,5 @@
-// Micro-benchmark of csrc/core on the PERFORMANCE.md cases (warm destination, median of 7).
-// GB/s counts bytes read + bytes written.
+// Micro-benchmark of csrc/core on the PERFORMANCE.md cases (warm destination, median of 7), on
+// the core's own thread pool. GB/s counts bytes read + bytes written.
 // Usage: bench_core [threads] [variant] [name filter]; TORCHNP_BENCH_HUGE=src,dst, TORCHNP_BENCH_MISALIGN=1
 #include <algorithm>
 #include <chrono>
@@ -13,30 +13,11 @@
 
 #include <sys/mman.h>
 
-#include "copy.h"
+#include "core/torchnp_core.h"
 
 using namespace torchnp::core;
 
 namespace {
-
-ParallelFor threaded_for(int nthreads) {
-  return [nthreads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
-    const int64_t tasks =
-        std::min<int64_t>(nthreads, std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
-    if (tasks <= 1) {
-      body(0, n);
-      return;
-    }
-    std::vector<std::thread> ts;
-    const int64_t per = (n + tasks - 1) / tasks;
-    for (int64_t t = 1; t < tasks; ++t) {
-      const int64_t b = t * per, e = std::min(n, b + per);
-      if (b < e) ts.emplace_back([&body, b, e] { body(b, e); });
-    }
-    body(0, std::min(n, per));
-    for (auto& th : ts) th.join();
-  };
-}
 
 // Page-aligned anonymous memory; huge pages (madvise) when `huge`, as NumPy asks for large
 // arrays; torch's CPU allocator does not, so its tensors sit on 4 KiB pages.
@@ -80,27 +61,23 @@ double run(const Case& c, int threads) {
   auto align = [mis](char* p) {
     return p + ((64 - reinterpret_cast<uintptr_t>(p) % 64) % 64) + mis;
   };
-  Operand so, dop;
-  so.data = align(src.p);
-  so.dtype = c.st;
-  so.byteswapped = c.sswap;
-  dop.data = align(dst.p);
-  dop.dtype = c.dt;
-  for (auto s : c.sstr) so.strides.push_back(s * es);
-  for (auto s : c.dstr) dop.strides.push_back(s * ed);
-  ParallelFor pf = threaded_for(threads);
-  CopyPlan plan = plan_copy(c.shape, dop, so);
-  execute(plan, pf);  // warm-up, touches the destination
+  std::vector<int64_t> sstr, dstr;
+  for (auto s : c.sstr) sstr.push_back(s * es);
+  for (auto s : c.dstr) dstr.push_back(s * ed);
+  const Operand so{align(src.p), c.st, c.sswap, sstr};
+  const Operand dop{align(dst.p), c.dt, false, dstr};
+  const Plan plan = plan_copy(c.shape, dop, so, Negate::kNone, threads);
+  execute(plan, so.data, dop.data);  // warm-up, touches the destination
   std::vector<double> t;
   for (int r = 0; r < 7; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    execute(plan, pf);
+    execute(plan, so.data, dop.data);
     auto t1 = std::chrono::steady_clock::now();
     t.push_back(std::chrono::duration<double>(t1 - t0).count());
   }
   std::sort(t.begin(), t.end());
   const double gbs = static_cast<double>(n * (es + ed)) / t[3] / 1e9;
-  std::printf("  %-34s %-40s %7.2f ms %6.2f GB/s\n", c.name.c_str(), plan.kernel.c_str(),
+  std::printf("  %-34s %-40s %7.2f ms %6.2f GB/s\n", c.name.c_str(), plan_name(plan).c_str(),
               t[3] * 1e3, gbs);
   return gbs;
 }
@@ -171,16 +148,18 @@ int main(int argc, char** argv) {
   // Fixed cost: plan + execute of tiny copies (what every small conversion pays).
   {
     float a[64] = {}, b[64];
-    ParallelFor pf = threaded_for(threads);
+    const int64_t row_major[2] = {32, 4}, col_major[2] = {4, 32};
     for (auto [name, tr] : {std::pair<const char*, bool>{"tiny 8x8 f32 copy", false},
                             {"tiny 8x8 f32 transpose", true}}) {
-      Operand so{reinterpret_cast<char*>(a), ST::kFloat32, false, {32, 4}};
-      Operand dop{reinterpret_cast<char*>(b), ST::kFloat32, false, {32, 4}};
-      if (tr) so.strides = {4, 32};
+      const Operand so{reinterpret_cast<char*>(a), ST::kFloat32, false,
+                       tr ? col_major : row_major};
+      const Operand dop{reinterpret_cast<char*>(b), ST::kFloat32, false, row_major};
       const int64_t shape[2] = {8, 8};
       const int reps = 200000;
       auto t0 = std::chrono::steady_clock::now();
-      for (int r = 0; r < reps; ++r) execute(plan_copy(shape, dop, so), pf);
+      for (int r = 0; r < reps; ++r) {
+        execute(plan_copy(shape, dop, so, Negate::kNone, threads), so.data, dop.data);
+      }
       auto t1 = std::chrono::steady_clock::now();
       std::printf("  %-34s plan+execute %.0f ns\n", name,
                   std::chrono::duration<double>(t1 - t0).count() / reps * 1e9);

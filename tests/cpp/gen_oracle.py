@@ -6,8 +6,14 @@ Record layout (little endian), one per (src, dst) dtype pair:
   u8 src_code, u8 dst_code, u64 n, n*src_itemsize input bytes, n*dst_itemsize output bytes,
   n mask bytes (1 = the C++ core must reproduce the output bits; 0 = NumPy's own result
   depends on where the element sits in the array, see MASK below).
+Sign-flip records (torch's conj / neg bits) have dst_code 128 + m, the destination type being
+the source type and m the core's Negate mode: 3 = np.negative (neg bit), 2 = np.conjugate (conj
+bit), 1 = both bits (the real part negated).
 """
 
+import importlib
+import importlib.util
+import pathlib
 import struct
 import sys
 import warnings
@@ -17,31 +23,26 @@ import numpy as np
 
 warnings.simplefilter("ignore")
 
-# Order = torchnp::core::ScalarType codes.
+# The core's element types, in code order, from the one table (csrc/core/element_types.def),
+# read by the package's own parser loaded by path (no install needed).
+_ROOT = pathlib.Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "_element_table", _ROOT / "python" / "torchnp" / "_element_table.py"
+)
+_table = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _table  # (dataclasses look their module up while it loads)
+_spec.loader.exec_module(_table)
+
+
+def _numpy_type(spelling):
+    module, attr = spelling.split(".")
+    return getattr(importlib.import_module(module), attr)
+
+
 DTYPES = [
-    np.bool_,
-    np.int8,
-    np.int16,
-    np.int32,
-    np.int64,
-    np.uint8,
-    np.uint16,
-    np.uint32,
-    np.uint64,
-    np.float16,
-    md.bfloat16,
-    np.float32,
-    np.float64,
-    md.complex32,
-    np.complex64,
-    np.complex128,
-    md.float8_e4m3fn,
-    md.float8_e5m2,
-    md.float8_e4m3fnuz,
-    md.float8_e5m2fnuz,
-    md.float8_e8m0fnu,
+    np.dtype(_numpy_type(r.numpy))
+    for r in _table.read_table(_ROOT / "csrc" / "core" / "element_types.def")
 ]
-DTYPES = [np.dtype(d) for d in DTYPES]
 rng = np.random.default_rng(1234)
 
 
@@ -211,10 +212,25 @@ def real_part_f64(x):
     return x.astype(np.float64)
 
 
+def negations(x):
+    """(Negate mode, expected) pairs for the sign flips of x's type (none for bool)."""
+    if x.dtype == np.bool_:
+        return []
+    out = [(3, np.negative(x))]
+    if x.dtype.kind == "c" or x.dtype == md.complex32:
+        out += [(2, np.conjugate(x)), (1, np.negative(np.conjugate(x)))]
+    return out
+
+
 def main():
     with open(sys.argv[1], "wb") as out:
         for si, sd in enumerate(DTYPES):
             x = inputs(sd)
+            for mode, y in negations(x):
+                out.write(struct.pack("<BBQ", si, 128 + mode, len(x)))
+                out.write(np.ascontiguousarray(x).tobytes())
+                out.write(np.ascontiguousarray(y).tobytes())
+                out.write(np.ones(len(x), np.uint8).tobytes())
             for di, dd in enumerate(DTYPES):
                 try:
                     if sd == md.complex32 and dd == np.bool_:

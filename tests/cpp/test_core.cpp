@@ -1,13 +1,18 @@
 // C++ tests of csrc/core that need no Python:
 //  1. NumPy / ml_dtypes oracle (gen_oracle.py): every dtype pair, contiguous, reversed-strided
-//     and byte-swapped, on every compiled CPU variant;
+//     and byte-swapped, and the sign flips of every type, on every compiled CPU variant;
 //  2. exhaustive float16 / bfloat16 round trips through float32;
-//  3. random shapes / strides (negative, zero, unaligned bases, byte-swapped operands) against
-//     the element-wise reference, on every variant, serial and threaded;
-//  4. plan canonicalisation and argument errors.
+//  3. random shapes / strides (negative, zero, unaligned bases, byte-swapped operands, sign
+//     flips) against the element-wise reference, on every variant, on one thread and on the pool;
+//  4. plans: canonicalisation, argument errors, the plan is what runs (kernels swapped for
+//     counting ones), reuse on other memory, slices in both orders reproduce the whole;
+//  5. the thread pool: a caller finishes alone while helpers are held at the gate, a forked
+//     child runs threaded copies, the probe reaches the requested thread count.
 // Usage: test_core ORACLE_FILE [--big]
 #include <algorithm>
+#include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -18,8 +23,11 @@
 #include <thread>
 #include <vector>
 
-#include "copy.h"
-#include "kernels.h"
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/kernels/kernel_set.h"
+#include "core/torchnp_core.h"
 
 using namespace torchnp::core;
 
@@ -55,8 +63,23 @@ std::vector<std::string> usable_cpu_variants() {
 }
 
 bool is_float_type(ScalarType t) {
-  int i = static_cast<int>(t);
-  return (i >= 9 && i <= 15) || i >= 16;
+  switch (t) {
+    case ScalarType::kFloat16:
+    case ScalarType::kBFloat16:
+    case ScalarType::kFloat32:
+    case ScalarType::kFloat64:
+    case ScalarType::kComplex32:
+    case ScalarType::kComplex64:
+    case ScalarType::kComplex128:
+    case ScalarType::kFloat8_e4m3fn:
+    case ScalarType::kFloat8_e5m2:
+    case ScalarType::kFloat8_e4m3fnuz:
+    case ScalarType::kFloat8_e5m2fnuz:
+    case ScalarType::kFloat8_e8m0fnu:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // NaN test on one stored element of a floating type (any component).
@@ -104,7 +127,7 @@ bool same_value(ScalarType t, const unsigned char* a, const unsigned char* b) {
   const int64_t n = itemsize(t);
   if (std::memcmp(a, b, n) == 0) return true;
   if (!is_float_type(t)) return false;
-  const int parts = swap_parts(t);
+  const int parts = components(t);
   const int64_t part = n / parts;
   for (int q = 0; q < parts; ++q) {
     const unsigned char* pa = a + q * part;
@@ -117,7 +140,7 @@ bool same_value(ScalarType t, const unsigned char* a, const unsigned char* b) {
 
 void swap_elements(ScalarType t, unsigned char* p, int64_t n) {
   const int64_t es = itemsize(t);
-  const int parts = swap_parts(t);
+  const int parts = components(t);
   const int64_t part = es / parts;
   if (part == 1) return;
   for (int64_t k = 0; k < n * parts; ++k) std::reverse(p + k * part, p + (k + 1) * part);
@@ -133,50 +156,95 @@ std::string hex(const unsigned char* p, int64_t n) {
   return s;
 }
 
-ParallelFor threaded_for(int nthreads) {
-  return [nthreads](int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
-    if (n <= grain || nthreads <= 1) {
-      body(0, n);
-      return;
+// Equal bits, or NaN in the same components with the same sign bits (sign flips must flip the
+// signs of NaNs too; only their payloads may differ).
+bool same_signed_value(ScalarType t, const unsigned char* a, const unsigned char* b) {
+  if (!same_value(t, a, b)) return false;
+  const int64_t n = itemsize(t), part = n / components(t);
+  for (int64_t q = part - 1; q < n; q += part) {
+    if ((a[q] & 0x80) != (b[q] & 0x80) && t != ScalarType::kFloat8_e8m0fnu &&
+        t != ScalarType::kFloat8_e4m3fnuz && t != ScalarType::kFloat8_e5m2fnuz) {
+      return false;
     }
-    std::vector<std::thread> ts;
-    const int64_t per = (n + nthreads - 1) / nthreads;
-    for (int t = 0; t < nthreads; ++t) {
-      const int64_t b = t * per, e = std::min(n, b + per);
-      if (b < e) ts.emplace_back([&body, b, e] { body(b, e); });
-    }
-    for (auto& th : ts) th.join();
-  };
+  }
+  return true;
 }
 
-// Runs every unit on its own, in reverse order: catches chunking bugs that a 0..n loop hides.
-ParallelFor shredding_for() {
-  return [](int64_t n, int64_t, const std::function<void(int64_t, int64_t)>& body) {
-    for (int64_t k = n - 1; k >= 0; --k) body(k, k + 1);
-  };
+// ---- running copies ------------------------------------------------------------------------
+
+// One operand's description, owning its strides (Operand only views them).
+struct Side {
+  char* data = nullptr;
+  ScalarType dtype = ScalarType::kFloat32;
+  bool swapped = false;
+  std::vector<int64_t> strides;
+  Operand op() const { return Operand{data, dtype, swapped, strides}; }
+};
+
+// How a test runs a copy: on the calling thread, on the pool (2 threads), or as random slices
+// (in random order) in the destination's or the source's memory order.
+enum class Mode { kSerial, kPool, kSlicesDst, kSlicesSrc };
+const char* mode_name(Mode m) {
+  switch (m) {
+    case Mode::kSerial:
+      return "serial";
+    case Mode::kPool:
+      return "pool";
+    case Mode::kSlicesDst:
+      return "slices(dst)";
+    case Mode::kSlicesSrc:
+      return "slices(src)";
+  }
+  return "?";
+}
+
+std::mt19937_64 g_slice_rng(2024);
+
+// Cuts [0, n) at up to `pieces - 1` random points; the pieces come back in random order.
+std::vector<Slice> random_slices(int64_t n, Order order, int pieces) {
+  std::vector<int64_t> cuts{0, n};
+  for (int k = 1; k < pieces && n > 1; ++k) {
+    cuts.push_back(static_cast<int64_t>(g_slice_rng() % static_cast<uint64_t>(n)));
+  }
+  std::sort(cuts.begin(), cuts.end());
+  std::vector<Slice> out;
+  for (size_t k = 0; k + 1 < cuts.size(); ++k) out.push_back(Slice{order, cuts[k], cuts[k + 1]});
+  std::shuffle(out.begin(), out.end(), g_slice_rng);
+  return out;
+}
+
+Plan run_copy(std::span<const int64_t> shape, const Side& dst, const Side& src, Negate negate,
+              Mode mode) {
+  const Plan plan = plan_copy(shape, dst.op(), src.op(), negate, mode == Mode::kPool ? 2 : 1);
+  if (mode == Mode::kSerial || mode == Mode::kPool) {
+    execute(plan, src.data, dst.data);
+  } else {
+    const Order order = mode == Mode::kSlicesDst ? Order::kDestination : Order::kSource;
+    for (const Slice& s : random_slices(plan.numel, order, 1 + static_cast<int>(g_slice_rng() % 7))) {
+      execute(plan, src.data, dst.data, s);
+    }
+  }
+  return plan;
 }
 
 // ---- 1. oracle -------------------------------------------------------------------------------
 
+// Records (gen_oracle.py): u8 src code, u8 dst code, u64 n, inputs, outputs, mask. A dst code of
+// 128 + m is a sign-flip record: the source type negated with Negate mode m.
 struct Record {
   int s, d;
   int64_t n;
+  Negate negate = Negate::kNone;
   std::vector<unsigned char> in, out, mask;
 };
 
 void copy_1d(ScalarType st, bool sswap, const unsigned char* src, int64_t sstride, ScalarType dt,
-             bool dswap, unsigned char* dst, int64_t dstride, int64_t n, const ParallelFor& pf) {
-  Operand so, dop;
-  so.data = const_cast<char*>(reinterpret_cast<const char*>(src));
-  so.dtype = st;
-  so.byteswapped = sswap;
-  so.strides = {sstride};
-  dop.data = reinterpret_cast<char*>(dst);
-  dop.dtype = dt;
-  dop.byteswapped = dswap;
-  dop.strides = {dstride};
+             bool dswap, unsigned char* dst, int64_t dstride, int64_t n, Mode mode,
+             Negate negate = Negate::kNone) {
+  const Side s{const_cast<char*>(reinterpret_cast<const char*>(src)), st, sswap, {sstride}};
+  const Side d{reinterpret_cast<char*>(dst), dt, dswap, {dstride}};
   const int64_t shape[1] = {n};
-  execute(plan_copy(shape, dop, so), pf);
+  run_copy(shape, d, s, negate, mode);
 }
 
 void check_oracle(const std::string& path) {
@@ -186,8 +254,8 @@ void check_oracle(const std::string& path) {
     ++g_failures;
     return;
   }
-  int64_t checked = 0, skipped_masked = 0;
-  std::vector<int> bad_pairs(kNumTypes * kNumTypes, 0);
+  int64_t checked = 0, skipped_masked = 0, flips = 0;
+  std::vector<int> bad_pairs(kNumTypes * (kNumTypes + 4), 0);
   const auto variants = usable_cpu_variants();
   while (true) {
     unsigned char hdr[10];
@@ -195,6 +263,10 @@ void check_oracle(const std::string& path) {
     Record r;
     r.s = hdr[0];
     r.d = hdr[1];
+    if (r.d >= 128) {
+      r.negate = static_cast<Negate>(r.d - 128);
+      r.d = r.s;
+    }
     std::memcpy(&r.n, hdr + 2, 8);
     if (r.n == 0) continue;
     const int64_t es = itemsize(T(r.s)), ed = itemsize(T(r.d));
@@ -204,24 +276,26 @@ void check_oracle(const std::string& path) {
     f.read(reinterpret_cast<char*>(r.in.data()), r.n * es);
     f.read(reinterpret_cast<char*>(r.out.data()), r.n * ed);
     f.read(reinterpret_cast<char*>(r.mask.data()), r.n);
+    const int pair = r.negate == Negate::kNone ? r.s * kNumTypes + r.d
+                                               : kNumTypes * kNumTypes + static_cast<int>(r.negate);
     for (const auto& v : variants) {
       set_cpu_variant(v);  // usable_cpu_variants() only
-      for (int mode = 0; mode < 4; ++mode) {
-        // mode 0: contiguous; 1: reversed source (negative stride); 2: both byte-swapped;
-        // 3: reversed + strided destination.
+      for (int layout = 0; layout < 4; ++layout) {
+        // 0: contiguous (pool); 1: reversed source (negative stride); 2: both byte-swapped;
+        // 3: reversed + strided destination, as slices.
         std::vector<unsigned char> src(r.in), got(r.n * ed * 2, 0xcd);
-        const bool swapped = mode == 2;
+        const bool swapped = layout == 2;
         if (swapped) swap_elements(T(r.s), src.data(), r.n);
-        if (mode == 0 || mode == 2) {
+        if (layout == 0 || layout == 2) {
           copy_1d(T(r.s), swapped, src.data(), es, T(r.d), swapped, got.data(), ed, r.n,
-                  threaded_for(2));
+                  layout == 0 ? Mode::kPool : Mode::kSerial, r.negate);
         } else {
           copy_1d(T(r.s), false, src.data() + (r.n - 1) * es, -es, T(r.d), false,
-                  got.data() + (mode == 3 ? (r.n - 1) * ed * 2 : 0), mode == 3 ? -2 * ed : ed, r.n,
-                  serial_for());
+                  got.data() + (layout == 3 ? (r.n - 1) * ed * 2 : 0), layout == 3 ? -2 * ed : ed,
+                  r.n, layout == 3 ? Mode::kSlicesSrc : Mode::kSerial, r.negate);
         }
         for (int64_t j = 0; j < r.n; ++j) {  // j = input index
-          const int64_t pos = mode == 3 ? 2 * j : mode == 1 ? r.n - 1 - j : j;
+          const int64_t pos = layout == 3 ? 2 * j : layout == 1 ? r.n - 1 - j : j;
           unsigned char* g = got.data() + pos * ed;
           if (swapped) swap_elements(T(r.d), g, 1);
           if (!r.mask[j]) {
@@ -230,10 +304,14 @@ void check_oracle(const std::string& path) {
           }
           const unsigned char* w = r.out.data() + j * ed;
           ++checked;
-          if (!same_value(T(r.d), w, g)) {
-            if (bad_pairs[r.s * kNumTypes + r.d]++ < 3) {
-              std::printf("oracle mismatch %s -> %s [%s mode %d]: in %s want %s got %s\n",
-                          scalar_type_name(T(r.s)), scalar_type_name(T(r.d)), v.c_str(), mode,
+          flips += r.negate != Negate::kNone;
+          const bool ok = r.negate == Negate::kNone ? same_value(T(r.d), w, g)
+                                                    : same_signed_value(T(r.d), w, g);
+          if (!ok) {
+            if (bad_pairs[pair]++ < 3) {
+              std::printf("oracle mismatch %s -> %s negate %d [%s layout %d]: in %s want %s got %s\n",
+                          scalar_type_name(T(r.s)), scalar_type_name(T(r.d)),
+                          static_cast<int>(r.negate), v.c_str(), layout,
                           hex(r.in.data() + j * es, es).c_str(), hex(w, ed).c_str(),
                           hex(g, ed).c_str());
             }
@@ -245,15 +323,11 @@ void check_oracle(const std::string& path) {
   }
   set_cpu_variant("");
   int npairs = 0;
-  for (int i = 0; i < kNumTypes * kNumTypes; ++i) {
-    if (bad_pairs[i]) {
-      ++npairs;
-      std::printf("  pair %s -> %s: %d mismatches\n", scalar_type_name(T(i / kNumTypes)),
-                  scalar_type_name(T(i % kNumTypes)), bad_pairs[i]);
-    }
-  }
-  std::printf("oracle: %lld element checks, %lld masked (documented), %d bad pairs\n",
-              static_cast<long long>(checked), static_cast<long long>(skipped_masked), npairs);
+  for (int v : bad_pairs) npairs += v != 0;
+  std::printf("oracle: %lld element checks (%lld sign flips), %lld masked (documented), %d bad\n",
+              static_cast<long long>(checked), static_cast<long long>(flips),
+              static_cast<long long>(skipped_masked), npairs);
+  CHECK(flips > 0, "the oracle has no sign-flip records: regenerate it");
 }
 
 // ---- 2. exhaustive 16-bit round trips ---------------------------------------------------------
@@ -266,9 +340,9 @@ void check_roundtrips() {
       std::vector<float> mid(65536);
       for (int i = 0; i < 65536; ++i) in[i] = static_cast<uint16_t>(i);
       copy_1d(t, false, reinterpret_cast<unsigned char*>(in.data()), 2, ScalarType::kFloat32, false,
-              reinterpret_cast<unsigned char*>(mid.data()), 4, 65536, serial_for());
+              reinterpret_cast<unsigned char*>(mid.data()), 4, 65536, Mode::kSerial);
       copy_1d(ScalarType::kFloat32, false, reinterpret_cast<unsigned char*>(mid.data()), 4, t,
-              false, reinterpret_cast<unsigned char*>(back.data()), 2, 65536, serial_for());
+              false, reinterpret_cast<unsigned char*>(back.data()), 2, 65536, Mode::kPool);
       int bad = 0;
       for (int i = 0; i < 65536; ++i) {
         const bool nan = part_is_nan(t, reinterpret_cast<unsigned char*>(&in[i]));
@@ -329,7 +403,7 @@ Layout random_layout(std::mt19937_64& rng, int64_t es, int64_t ed, int max_nd, i
 }
 
 void run_reference(const Layout& L, ScalarType st, bool ss, const unsigned char* src, ScalarType dt,
-                   bool ds, unsigned char* dst) {
+                   bool ds, unsigned char* dst, Negate negate) {
   const int nd = static_cast<int>(L.shape.size());
   int64_t numel = 1;
   for (auto s : L.shape) numel *= s;
@@ -341,7 +415,7 @@ void run_reference(const Layout& L, ScalarType st, bool ss, const unsigned char*
       dof += idx[i] * L.dstr[i];
     }
     reference_cast(st, ss, reinterpret_cast<const char*>(src + so), dt, ds,
-                   reinterpret_cast<char*>(dst + dof));
+                   reinterpret_cast<char*>(dst + dof), negate);
     for (int i = nd - 1; i >= 0; --i) {
       if (++idx[i] < L.shape[i]) break;
       idx[i] = 0;
@@ -349,29 +423,20 @@ void run_reference(const Layout& L, ScalarType st, bool ss, const unsigned char*
   }
 }
 
-void check_layout(const Layout& L, ScalarType st, bool ss, ScalarType dt, bool ds,
-                  std::mt19937_64& rng, const ParallelFor& pf, const char* what) {
+void check_layout(const Layout& L, ScalarType st, bool ss, ScalarType dt, bool ds, Negate negate,
+                  std::mt19937_64& rng, Mode mode, const char* what) {
   std::vector<unsigned char> src(L.sbytes);
   for (auto& b : src) b = static_cast<unsigned char>(rng());
   std::vector<unsigned char> want(L.dbytes, 0x5a), got(L.dbytes, 0x5a);
-  run_reference(L, st, ss, src.data(), dt, ds, want.data());
-  Operand so, dop;
-  so.data = reinterpret_cast<char*>(src.data() + L.soff);
-  so.dtype = st;
-  so.byteswapped = ss;
-  so.strides = L.sstr;
-  dop.data = reinterpret_cast<char*>(got.data() + L.doff);
-  dop.dtype = dt;
-  dop.byteswapped = ds;
-  dop.strides = L.dstr;
-  const CopyPlan plan = plan_copy(L.shape, dop, so);
-  execute(plan, pf);
+  run_reference(L, st, ss, src.data(), dt, ds, want.data(), negate);
+  const Side s{reinterpret_cast<char*>(src.data() + L.soff), st, ss, L.sstr};
+  const Side d{reinterpret_cast<char*>(got.data() + L.doff), dt, ds, L.dstr};
+  const Plan plan = run_copy(L.shape, d, s, negate, mode);
   // Compare element-wise where NaNs may differ in payload, bytewise elsewhere (untouched).
   bool ok = true;
   const int64_t ed = itemsize(dt);
   for (int64_t b = 0; b < L.dbytes && ok; ++b) {
     if (want[b] == got[b]) continue;
-    // find the element containing b: compare as values
     std::vector<unsigned char> w(ed), g(ed);
     const int64_t start = b - ((b - L.doff) % ed + ed) % ed;
     std::memcpy(w.data(), want.data() + start, ed);
@@ -380,7 +445,7 @@ void check_layout(const Layout& L, ScalarType st, bool ss, ScalarType dt, bool d
       swap_elements(dt, w.data(), 1);
       swap_elements(dt, g.data(), 1);
     }
-    if (!same_value(dt, w.data(), g.data())) ok = false;
+    if (!same_signed_value(dt, w.data(), g.data())) ok = false;
     b = start + ed - 1;
   }
   if (!ok) {
@@ -389,40 +454,48 @@ void check_layout(const Layout& L, ScalarType st, bool ss, ScalarType dt, bool d
       sh += std::to_string(L.shape[i]) + ":" + std::to_string(L.sstr[i]) + "/" +
             std::to_string(L.dstr[i]) + " ";
     }
-    CHECK(ok, "%s %s%s -> %s%s kernel %s [%s] shape:src/dst strides %s", what, ss ? ">" : "",
-          scalar_type_name(st), ds ? ">" : "", scalar_type_name(dt), plan.kernel.c_str(),
-          active_cpu_variant().c_str(), sh.c_str());
+    CHECK(ok, "%s [%s] %s%s -> %s%s negate %d kernel %s shape:src/dst strides %s", what,
+          mode_name(mode), ss ? ">" : "", scalar_type_name(st), ds ? ">" : "",
+          scalar_type_name(dt), static_cast<int>(negate), plan_name(plan).c_str(), sh.c_str());
   }
+}
+
+Negate random_negate(std::mt19937_64& rng, ScalarType st) {
+  if (st == ScalarType::kBool || rng() % 3 != 0) return Negate::kNone;
+  return static_cast<Negate>(1 + rng() % 3);
 }
 
 void check_random_layouts() {
   std::mt19937_64 rng(42);
+  const Mode modes[] = {Mode::kSerial, Mode::kPool, Mode::kSlicesDst, Mode::kSlicesSrc};
   for (const auto& v : usable_cpu_variants()) {
     set_cpu_variant(v);
     for (int s = 0; s < kNumTypes; ++s) {
       for (int d = 0; d < kNumTypes; ++d) {
-        for (int rep = 0; rep < 6; ++rep) {
+        for (int rep = 0; rep < 8; ++rep) {
           const bool ss = rng() % 4 == 0, ds = rng() % 4 == 0;
           Layout L = random_layout(rng, itemsize(T(s)), itemsize(T(d)), 5, 6, true);
-          check_layout(L, T(s), ss, T(d), ds, rng, rep % 2 ? shredding_for() : serial_for(),
+          check_layout(L, T(s), ss, T(d), ds, random_negate(rng, T(s)), rng, modes[rep % 4],
                        "random");
         }
       }
     }
     // Larger layouts through the threaded path, hot pairs.
     const int hot[][2] = {{11, 11}, {12, 11}, {11, 12}, {10, 11}, {11, 10}, {9, 11}, {11, 9},
-                          {11, 5},  {5, 11},  {12, 9},  {3, 3},   {14, 15}, {1, 1},  {13, 14}};
+                          {11, 5},  {5, 11},  {12, 9},  {3, 3},   {14, 15}, {1, 1},  {13, 14},
+                          {14, 14}, {15, 15}};
     for (auto& pr : hot) {
       for (int rep = 0; rep < 8; ++rep) {
         const bool ss = rng() % 4 == 0, ds = rng() % 4 == 0;
         Layout L = random_layout(rng, itemsize(T(pr[0])), itemsize(T(pr[1])), 4, 70, false);
-        check_layout(L, T(pr[0]), ss, T(pr[1]), ds, rng,
-                     rep % 2 ? threaded_for(2) : shredding_for(), "large");
+        check_layout(L, T(pr[0]), ss, T(pr[1]), ds, random_negate(rng, T(pr[0])), rng,
+                     modes[rep % 4], "large");
       }
     }
     // Transposes and NCHW -> NHWC, with casts, odd sizes and unaligned bases.
     for (int s : {11, 12, 3, 5, 1, 9, 10, 14}) {
       for (int d : {11, 12, 5, 9, 10, 3, 1, 14}) {
+        int rep = 0;
         for (auto [a, b] : {std::pair<int64_t, int64_t>{67, 45},
                             {8, 8},
                             {300, 3},
@@ -439,7 +512,8 @@ void check_random_layouts() {
           L.doff = static_cast<int64_t>(rng() % 3);
           L.sbytes = L.soff + a * b * es + 8;
           L.dbytes = L.doff + a * b * ed + 8;
-          check_layout(L, T(s), false, T(d), false, rng, threaded_for(2), "transpose");
+          check_layout(L, T(s), false, T(d), false, Negate::kNone, rng, modes[rep++ % 4],
+                       "transpose");
           // NCHW -> NHWC: (N, C, H, W) read in (N, H, W, C) order.
           const int64_t n = 2, c = b, hw = a;
           Layout M;
@@ -448,7 +522,8 @@ void check_random_layouts() {
           M.dstr = {hw * c * ed, c * ed, ed};
           M.sbytes = n * c * hw * es + 8;
           M.dbytes = n * c * hw * ed + 8;
-          check_layout(M, T(s), false, T(d), false, rng, shredding_for(), "nchw->nhwc");
+          check_layout(M, T(s), false, T(d), false, Negate::kNone, rng, modes[rep++ % 4],
+                       "nchw->nhwc");
         }
       }
     }
@@ -456,9 +531,10 @@ void check_random_layouts() {
   set_cpu_variant("");
 }
 
-// A transpose with a destination over the streaming threshold (64 MiB), a row length that is
-// a whole number of cache lines and a base that is not: exercises the column-tile alignment.
-void check_streaming_transpose() {
+// Destinations over the streaming threshold (32 MiB): transposes with a row length that is a
+// whole number of cache lines and a base that is not (the column-tile alignment), and flat
+// casts, byte swaps and sign flips with a destination base that is not 32-byte aligned.
+void check_streaming() {
   const int64_t ni = 4099, nj = 4112;
   std::mt19937_64 rng(7);
   for (const auto& v : usable_cpu_variants()) {
@@ -472,8 +548,8 @@ void check_streaming_transpose() {
       L.doff = doff;
       L.sbytes = ni * nj * 4 + 8;
       L.dbytes = doff + ni * nj * 4 + 8;
-      check_layout(L, ScalarType::kFloat32, false, ScalarType::kFloat32, false, rng,
-                   threaded_for(2), "streaming transpose");
+      check_layout(L, ScalarType::kFloat32, false, ScalarType::kFloat32, false, Negate::kNone, rng,
+                   doff ? Mode::kPool : Mode::kSlicesDst, "streaming transpose");
     }
     // Every other streaming 8x8 kernel (pairs of micro tiles storing whole lines), with the
     // conversion on load: f64, f16, bf16 -> f32, and a 4-byte integer copied as bits.
@@ -490,19 +566,30 @@ void check_streaming_transpose() {
       L.doff = 4;
       L.sbytes = ni * nj * es + 8;
       L.dbytes = 4 + ni * nj * 4 + 8;
-      check_layout(L, st, false, dt, false, rng, threaded_for(2), "streaming transpose (cast)");
+      check_layout(L, st, false, dt, false, Negate::kNone, rng, Mode::kPool,
+                   "streaming transpose (cast)");
     }
   }
-  // Unit-stride casts and byte swaps over the same threshold (streaming stores), with a
-  // destination base that is not 32-byte aligned.
-  const int pairs[][2] = {{9, 11}, {11, 9}, {10, 11}, {11, 10}, {12, 11}, {11, 12},
-                          {11, 5}, {11, 1}, {5, 11},  {1, 11},  {11, 11}, {14, 14}};
+  struct Flat {
+    int s, d;
+    bool swap;
+    Negate negate;
+  };
+  const Flat flats[] = {{9, 11, false, Negate::kNone},  {11, 9, false, Negate::kNone},
+                        {10, 11, false, Negate::kNone}, {11, 10, false, Negate::kNone},
+                        {12, 11, false, Negate::kNone}, {11, 12, false, Negate::kNone},
+                        {11, 5, false, Negate::kNone},  {11, 1, false, Negate::kNone},
+                        {5, 11, false, Negate::kNone},  {1, 11, false, Negate::kNone},
+                        {11, 11, true, Negate::kNone},  {14, 14, true, Negate::kNone},
+                        {11, 11, false, Negate::kNone}, {14, 14, false, Negate::kImag},
+                        {11, 11, false, Negate::kBoth}, {15, 15, false, Negate::kReal}};
   for (const auto& v : usable_cpu_variants()) {
     set_cpu_variant(v);
-    for (auto& pr : pairs) {
-      const ScalarType st = T(pr[0]), dt = T(pr[1]);
+    int rep = 0;
+    for (const auto& fl : flats) {
+      const ScalarType st = T(fl.s), dt = T(fl.d);
       const int64_t es = itemsize(st), ed = itemsize(dt);
-      const int64_t n = (int64_t{64} << 20) / ed + 999;
+      const int64_t n = (int64_t{40} << 20) / ed + 999;
       Layout L;
       L.shape = {n};
       L.sstr = {es};
@@ -511,39 +598,45 @@ void check_streaming_transpose() {
       L.doff = ed * 3;
       L.sbytes = L.soff + n * es + 8;
       L.dbytes = L.doff + n * ed + 8;
-      const bool swap = st == dt;
-      check_layout(L, st, swap, dt, false, rng, threaded_for(2), "streaming contig");
+      check_layout(L, st, fl.swap, dt, false, fl.negate, rng,
+                   rep++ % 2 ? Mode::kSlicesDst : Mode::kPool, "streaming flat");
     }
   }
   set_cpu_variant("");
 }
 
 // Every variant gives the same bytes as the baseline, NaN payloads included: random bit
-// patterns through every pair, contiguous (the vectorised loops) and transposed.
+// patterns through every pair, contiguous (the vectorised loops) and transposed, and every
+// sign flip.
 void check_variants_bitwise() {
   const auto variants = usable_cpu_variants();
   if (variants.size() < 2) return;
   std::mt19937_64 rng(99);
   const int64_t n = 4099, rows = 67, cols = 61;
   for (int s = 0; s < kNumTypes; ++s) {
-    for (int d = 0; d < kNumTypes; ++d) {
-      const int64_t es = itemsize(T(s)), ed = itemsize(T(d));
+    for (int d = 0; d <= kNumTypes; ++d) {
+      const bool flips = d == kNumTypes;  // the last round: s -> s with each sign flip
+      if (flips && s == 0) continue;      // bool has none
+      const ScalarType dt = flips ? T(s) : T(d);
+      const int64_t es = itemsize(T(s)), ed = itemsize(dt);
       std::vector<unsigned char> src(n * es + 1);
       for (auto& b : src) b = static_cast<unsigned char>(rng());
       std::vector<std::vector<unsigned char>> outs;
       for (const auto& v : variants) {
         set_cpu_variant(v);
-        std::vector<unsigned char> out(n * ed + rows * cols * ed, 0);
-        copy_1d(T(s), false, src.data() + 1, es, T(d), false, out.data(), ed, n, serial_for());
-        Operand so, dop;
-        so.data = reinterpret_cast<char*>(src.data() + 1);
-        so.dtype = T(s);
-        so.strides = {es, rows * es};
-        dop.data = reinterpret_cast<char*>(out.data() + n * ed);
-        dop.dtype = T(d);
-        dop.strides = {cols * ed, ed};
+        std::vector<unsigned char> out(4 * n * ed + rows * cols * ed, 0);
+        copy_1d(T(s), false, src.data() + 1, es, dt, false, out.data(), ed, n, Mode::kSerial);
+        if (flips) {
+          for (int m = 1; m <= 3; ++m) {
+            copy_1d(T(s), false, src.data() + 1, es, dt, false, out.data() + m * n * ed, ed, n,
+                    Mode::kSerial, static_cast<Negate>(m));
+          }
+        }
+        const Side so{reinterpret_cast<char*>(src.data() + 1), T(s), false, {es, rows * es}};
+        const Side dop{reinterpret_cast<char*>(out.data() + 4 * n * ed), dt, false,
+                       {cols * ed, ed}};
         const int64_t shape[2] = {rows, cols};
-        execute(plan_copy(shape, dop, so), serial_for());
+        run_copy(shape, dop, so, Negate::kNone, Mode::kSerial);
         outs.push_back(std::move(out));
       }
       for (size_t k = 1; k < outs.size(); ++k) {
@@ -554,101 +647,344 @@ void check_variants_bitwise() {
             ++bad;
           }
         }
-        CHECK(bad == 0, "%s -> %s: %s differs from %s in %lld bytes (first at %lld)",
-              scalar_type_name(T(s)), scalar_type_name(T(d)), variants[k].c_str(),
-              variants[0].c_str(), static_cast<long long>(bad), static_cast<long long>(first));
+        CHECK(bad == 0, "%s -> %s%s: %s differs from %s in %lld bytes (first at %lld)",
+              scalar_type_name(T(s)), scalar_type_name(dt), flips ? " (sign flips)" : "",
+              variants[k].c_str(), variants[0].c_str(), static_cast<long long>(bad),
+              static_cast<long long>(first));
       }
     }
   }
   set_cpu_variant("");
 }
 
-// ---- 4. plans and errors -----------------------------------------------------------------------
+// ---- 4. plans --------------------------------------------------------------------------------
+
+template <class F>
+bool throws(const F& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument&) {
+    return true;
+  }
+  return false;
+}
 
 void check_plans() {
-  float a[64] = {}, b[64] = {};
-  Operand s, d;
-  s.data = reinterpret_cast<char*>(a);
-  d.data = reinterpret_cast<char*>(b);
-  s.strides = {4 * 8, 4};
-  d.strides = {4 * 8, 4};
+  alignas(64) float a[64] = {}, b[64] = {};
+  Side s{reinterpret_cast<char*>(a), ScalarType::kFloat32, false, {4 * 8, 4}};
+  Side d{reinterpret_cast<char*>(b), ScalarType::kFloat32, false, {4 * 8, 4}};
   int64_t shape[2] = {8, 8};
-  CopyPlan p = plan_copy(shape, d, s);
-  CHECK(p.shape.size() == 1 && p.shape[0] == 64 && p.kernel == "memcpy", "%s", p.kernel.c_str());
+  Plan p = plan_copy(shape, d.op(), s.op());
+  CHECK(p.ndim == 1 && p.shape[0] == 64 && plan_name(p) == "memcpy" && p.threads == 1, "%s",
+        plan_name(p).c_str());
   s.strides = {4, 4 * 8};
-  p = plan_copy(shape, d, s);
-  CHECK(p.kernel.rfind("transpose_tile_f32_to_f32", 0) == 0, "%s", p.kernel.c_str());
-  // negative strides on both sides flip into a memcpy
+  p = plan_copy(shape, d.op(), s.op());
+  CHECK(plan_name(p).rfind("transpose_tile_f32_to_f32", 0) == 0, "%s", plan_name(p).c_str());
+  // negative strides on both sides flip into a memcpy starting at the lowest address
   s.data = reinterpret_cast<char*>(a + 63);
   d.data = reinterpret_cast<char*>(b + 63);
   s.strides = {-32, -4};
   d.strides = {-32, -4};
-  p = plan_copy(shape, d, s);
-  CHECK(p.kernel == "memcpy" && p.src_base == reinterpret_cast<char*>(a), "%s", p.kernel.c_str());
+  p = plan_copy(shape, d.op(), s.op());
+  CHECK(plan_name(p) == "memcpy" && p.src_offset == -63 * 4 && p.dst_offset == -63 * 4, "%s",
+        plan_name(p).c_str());
   // size-1 dims and 0-d
   int64_t one[3] = {1, 1, 1};
   s.strides = {7, 9, 11};
   d.strides = {3, 5, 13};
-  p = plan_copy(one, d, s);
-  CHECK(p.numel == 1 && p.kernel == "memcpy", "%s", p.kernel.c_str());
+  p = plan_copy(one, d.op(), s.op());
+  CHECK(p.numel == 1 && plan_name(p) == "memcpy", "%s", plan_name(p).c_str());
   p = plan_copy(std::span<const int64_t>(), Operand{d.data, d.dtype, false, {}},
                 Operand{s.data, s.dtype, false, {}});
   CHECK(p.numel == 1, "0-d");
   int64_t empty[2] = {0, 5};
   s.strides = {4, 4};
   d.strides = {4, 4};
-  p = plan_copy(empty, d, s);
-  CHECK(p.numel == 0 && p.kernel == "empty", "%s", p.kernel.c_str());
-  execute(p, serial_for());
-  bool threw = false;
-  try {
-    int64_t bad[2] = {-1, 2};
-    plan_copy(bad, d, s);
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  CHECK(threw, "negative size accepted");
-  threw = false;
-  try {
-    d.strides = {4};
-    plan_copy(shape, d, s);
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  CHECK(threw, "stride count mismatch accepted");
-  threw = false;
-  try {
-    Operand x = s;
-    x.dtype = static_cast<ScalarType>(99);
-    plan_copy(shape, x, s);
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  CHECK(threw, "bad dtype accepted");
-  threw = false;
-  try {
-    set_cpu_variant("sse9");
-  } catch (const std::invalid_argument&) {
-    threw = true;
-  }
-  CHECK(threw, "unknown variant accepted");
-  CHECK(itemsize(ScalarType::kComplex128) == 16, "itemsize");
+  p = plan_copy(empty, d.op(), s.op());
+  CHECK(p.numel == 0 && plan_name(p) == "empty", "%s", plan_name(p).c_str());
+  CHECK(execute(p, s.data, d.data) == 0, "empty execute");
+  // names carry what runs: byte swaps, sign flips, the method
+  s.strides = {32, 4};
+  d.strides = {32, 4};
+  s.swapped = true;
+  p = plan_copy(shape, d.op(), s.op(), Negate::kNone);
+  CHECK(plan_name(p).rfind("contig_>f32_to_f32/", 0) == 0, "%s", plan_name(p).c_str());
+  s.swapped = false;
+  p = plan_copy(shape, d.op(), s.op(), Negate::kImag);  // conj of a real type is its negation
+  CHECK(plan_name(p).rfind("contig_f32.neg_to_f32/", 0) == 0, "%s", plan_name(p).c_str());
+  CHECK(throws([&] {
+          int64_t bad[2] = {-1, 2};
+          plan_copy(bad, d.op(), s.op());
+        }),
+        "negative size accepted");
+  CHECK(throws([&] {
+          Side x = d;
+          x.strides = {4};
+          plan_copy(shape, x.op(), s.op());
+        }),
+        "stride count mismatch accepted");
+  CHECK(throws([&] {
+          Side x = s;
+          x.dtype = static_cast<ScalarType>(99);
+          plan_copy(shape, d.op(), x.op());
+        }),
+        "bad dtype accepted");
+  CHECK(throws([&] {
+          Side x = s;
+          x.dtype = ScalarType::kBool;
+          plan_copy(shape, d.op(), x.op(), Negate::kBoth);
+        }),
+        "negated bool accepted");
+  CHECK(throws([] { set_cpu_variant("sse9"); }), "unknown variant accepted");
+  CHECK(itemsize(ScalarType::kComplex128) == 16 && components(ScalarType::kComplex64) == 2,
+        "itemsize");
   CHECK(std::string(scalar_type_name(ScalarType::kBFloat16)) == "bfloat16", "name");
+  CHECK(std::string(scalar_type_short(ScalarType::kFloat8_e4m3fn)) == "e4m3fn", "short name");
   // 40 dims of size 2 (canonicalised to one dim) and 40 dims that cannot merge.
-  std::vector<int64_t> sh(40, 2), st1(40), st2(40);
-  for (int i = 0; i < 40; ++i) {
-    st1[i] = int64_t{1} << (39 - i);
-    st2[i] = int64_t{1} << i;
-  }
-  Operand bs, bd;
+  std::vector<int64_t> sh(40, 2), st1(40);
+  for (int i = 0; i < 40; ++i) st1[i] = int64_t{1} << (39 - i);
   std::vector<unsigned char> big(1, 7);
-  bs.data = reinterpret_cast<char*>(big.data());
-  bs.dtype = bd.dtype = ScalarType::kUInt8;
-  bs.strides.assign(40, 0);
-  bd.data = nullptr;
-  bd.strides = st1;
-  p = plan_copy(sh, bd, bs);
-  CHECK(p.shape.size() == 1 && p.numel == (int64_t{1} << 40), "40 dims: %zu", p.shape.size());
+  const Side bs{reinterpret_cast<char*>(big.data()), ScalarType::kUInt8, false,
+                std::vector<int64_t>(40, 0)};
+  const Side bd{nullptr, ScalarType::kUInt8, false, st1};
+  p = plan_copy(sh, bd.op(), bs.op());
+  CHECK(p.ndim == 1 && p.numel == (int64_t{1} << 40), "40 dims: %d", p.ndim);
+}
+
+// ---- the plan is what runs: its kernels swapped for counting wrappers --------------------------
+
+StridedLoop g_real_loop = nullptr;
+TransposeLoop g_real_tile = nullptr;
+std::atomic<int64_t> g_loop_calls{0}, g_tile_calls{0};
+
+void counting_loop(const char* s, int64_t ss, char* d, int64_t ds, int64_t n) {
+  ++g_loop_calls;
+  g_real_loop(s, ss, d, ds, n);
+}
+void counting_tile(const char* s, int64_t ss, char* d, int64_t ds, int64_t ni, int64_t nj) {
+  ++g_tile_calls;
+  g_real_tile(s, ss, d, ds, ni, nj);
+}
+
+void check_plan_is_what_runs() {
+  // 64 MiB flat f32 copy: plans streaming stores where the kernel set has them.
+  const int64_t n = int64_t{16} << 20;
+  std::vector<float> src(n + 16), dst(n + 16, 0.0f);
+  for (int64_t i = 0; i < n; ++i) src[i] = static_cast<float>(i % 1000);
+  auto aligned = [](std::vector<float>& v) {
+    auto* p = reinterpret_cast<char*>(v.data());
+    return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;
+  };
+  Side s{aligned(src), ScalarType::kFloat32, false, {4}};
+  Side d{aligned(dst), ScalarType::kFloat32, false, {4}};
+  const int64_t shape[1] = {n};
+  for (const auto& v : usable_cpu_variants()) {
+    set_cpu_variant(v);
+    Plan p = plan_copy(shape, d.op(), s.op(), Negate::kNone, 2);
+    const bool has_nt = active_kernels().copy_streaming != nullptr;
+    CHECK(p.streaming == has_nt && p.threads == 2, "[%s] %s", v.c_str(), plan_name(p).c_str());
+    CHECK(plan_name(p) == (has_nt ? "copy_nt/" + v : std::string("memcpy")), "[%s] %s", v.c_str(),
+          plan_name(p).c_str());
+    if (has_nt) {
+      g_real_loop = p.inner.copy_bytes_nt;
+      p.inner.copy_bytes_nt = &counting_loop;
+      g_loop_calls = 0;
+      execute(p, s.data, d.data);
+      CHECK(g_loop_calls > 0, "[%s] the planned streaming copy did not run", v.c_str());
+    }
+    // A cast: the plan's unit-stride kernel is the one called.
+    std::vector<double> src64(4096, 1.5);
+    const Side s64{reinterpret_cast<char*>(src64.data()), ScalarType::kFloat64, false, {8}};
+    const int64_t n4096[1] = {4096};
+    p = plan_copy(n4096, d.op(), s64.op());
+    g_real_loop = p.inner.convert_unit;
+    p.inner.convert_unit = &counting_loop;
+    g_loop_calls = 0;
+    execute(p, s64.data, d.data);
+    CHECK(g_loop_calls == 1 && reinterpret_cast<float*>(d.data)[4095] == 1.5f,
+          "[%s] planned cast ran %lld times", v.c_str(), static_cast<long long>(g_loop_calls));
+  }
+  // 4096^2 f32 transpose into a line-aligned destination: the streaming tile kernel.
+  const int64_t side = 4096;
+  std::vector<float> a(side * side + 16), b(side * side + 16, 0.0f);
+  for (int64_t i = 0; i < side * side; ++i) a[i] = static_cast<float>(i);
+  const Side ts{aligned(a), ScalarType::kFloat32, false, {4, side * 4}};
+  const Side td{aligned(b), ScalarType::kFloat32, false, {side * 4, 4}};
+  const int64_t sq[2] = {side, side};
+  for (const auto& v : usable_cpu_variants()) {
+    set_cpu_variant(v);
+    Plan p = plan_copy(sq, td.op(), ts.op(), Negate::kNone, 2);
+    const bool has_nt = active_kernels().transpose_streaming[11][11] != nullptr;
+    CHECK(p.method == Method::kTranspose && p.streaming == has_nt &&
+              p.tile == (has_nt ? active_kernels().transpose_streaming[11][11]
+                                : active_kernels().transpose[11][11]),
+          "[%s] %s", v.c_str(), plan_name(p).c_str());
+    g_real_tile = p.tile;
+    p.tile = &counting_tile;
+    g_tile_calls = 0;
+    execute(p, ts.data, td.data);
+    const auto* in = reinterpret_cast<const float*>(ts.data);
+    const auto* out = reinterpret_cast<const float*>(td.data);
+    CHECK(g_tile_calls > 0 && out[side * 5 + 7] == in[7 * side + 5],
+          "[%s] planned tile kernel ran %lld times", v.c_str(),
+          static_cast<long long>(g_tile_calls));
+  }
+  set_cpu_variant("");
+}
+
+// A plan runs on other memory of the same layout and alignment, and refuses other alignments.
+void check_plan_reuse() {
+  std::mt19937_64 rng(5);
+  const int64_t rows = 37, cols = 129;
+  std::vector<uint16_t> a1(rows * cols + 64), a2(rows * cols + 64);
+  std::vector<float> o1(rows * cols + 64), o2(rows * cols + 64), want(rows * cols);
+  for (auto& x : a1) x = static_cast<uint16_t>(rng());
+  for (auto& x : a2) x = static_cast<uint16_t>(rng());
+  auto at64 = [](auto& v, int extra) {
+    auto* p = reinterpret_cast<char*>(v.data());
+    return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 + extra;
+  };
+  const Side s1{at64(a1, 2), ScalarType::kBFloat16, false, {2, rows * 2}};
+  const Side d1{at64(o1, 4), ScalarType::kFloat32, false, {cols * 4, 4}};
+  const int64_t shape[2] = {rows, cols};
+  const Plan p = plan_copy(shape, d1.op(), s1.op());
+  char* s2 = at64(a2, 2);
+  char* d2 = at64(o2, 4);
+  execute(p, s2, d2);
+  Layout L{{rows, cols}, {2, rows * 2}, {cols * 4, 4}, 0, 0, 0, 0};
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      reference_cast(ScalarType::kBFloat16, false, s2 + i * 2 + j * rows * 2, ScalarType::kFloat32,
+                     false, reinterpret_cast<char*>(&want[i * cols + j]));
+    }
+  }
+  CHECK(std::memcmp(d2, want.data(), want.size() * 4) == 0, "reused plan: wrong result");
+  CHECK(throws([&] { execute(p, s2 + 2, d2); }), "misaligned source accepted");
+  CHECK(throws([&] { execute(p, s2, d2, Slice{Order::kSource, 0, rows * cols + 1}); }),
+        "slice past the end accepted");
+}
+
+// Slices at random split points, in both orders and any sequence, give the whole copy's bytes,
+// for every method (flat, strided, transposes, buffered stages) and source strides of any sign.
+void check_slices() {
+  std::mt19937_64 rng(11);
+  int checked = 0;
+  for (int rep = 0; rep < 400; ++rep) {
+    const int s = static_cast<int>(rng() % kNumTypes), d = static_cast<int>(rng() % kNumTypes);
+    const int64_t es = itemsize(T(s)), ed = itemsize(T(d));
+    Layout L = random_layout(rng, es, ed, 4, rep % 4 == 0 ? 90 : 12, rep % 3 == 0);
+    if (rep % 5 == 0) {  // a transpose (source column-major) of odd size
+      const int64_t a = 1 + static_cast<int64_t>(rng() % 150), b = 1 + static_cast<int64_t>(rng() % 150);
+      L = Layout{{a, b}, {es, a * es}, {b * ed, ed}, 0, 0, a * b * es + 8, a * b * ed + 8};
+    }
+    const bool ss = rng() % 4 == 0, ds = rng() % 4 == 0;
+    const Negate neg = random_negate(rng, T(s));
+    std::vector<unsigned char> src(L.sbytes);
+    for (auto& x : src) x = static_cast<unsigned char>(rng());
+    std::vector<unsigned char> whole(L.dbytes, 0x33), parts(L.dbytes, 0x33);
+    const Side so{reinterpret_cast<char*>(src.data() + L.soff), T(s), ss, L.sstr};
+    const Side w{reinterpret_cast<char*>(whole.data() + L.doff), T(d), ds, L.dstr};
+    const Side pt{reinterpret_cast<char*>(parts.data() + L.doff), T(d), ds, L.dstr};
+    const Plan plan = run_copy(L.shape, w, so, neg, Mode::kSerial);
+    run_copy(L.shape, pt, so, neg, rep % 2 ? Mode::kSlicesDst : Mode::kSlicesSrc);
+    const bool ok = whole == parts;
+    checked += ok;
+    CHECK(ok, "slices (%s) of %s differ from the whole copy (rep %d)",
+          rep % 2 ? "dst order" : "src order", plan_name(plan).c_str(), rep);
+  }
+  // A source-order slice of a dense source is exactly its bytes [begin, end) * itemsize: the
+  // destination gets those elements and nothing else.
+  const int64_t n = 1000;
+  std::vector<int32_t> src(n), dst(n, -1);
+  for (int64_t i = 0; i < n; ++i) src[i] = static_cast<int32_t>(i);
+  const Side rs{reinterpret_cast<char*>(src.data() + n - 1), ScalarType::kInt32, false, {-4}};
+  const Side rd{reinterpret_cast<char*>(dst.data()), ScalarType::kInt32, false, {4}};
+  const int64_t shape[1] = {n};
+  const Plan p = plan_copy(shape, rd.op(), rs.op());
+  execute(p, rs.data, rd.data, Slice{Order::kSource, 100, 200});  // source values 100..199
+  int wrong = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t want = (src[n - 1 - i] >= 100 && src[n - 1 - i] < 200) ? src[n - 1 - i] : -1;
+    wrong += dst[i] != want;
+  }
+  CHECK(wrong == 0, "source-order slice of a reversed source: %d wrong elements", wrong);
+  std::printf("slices: %d layouts reproduce the whole copy\n", checked);
+}
+
+// ---- 5. the thread pool ------------------------------------------------------------------------
+
+// 16 Mi floats: the copy every pool test runs, and its check.
+struct BigCopy {
+  int64_t n;
+  std::vector<float> src, dst;
+  explicit BigCopy(int64_t elements = int64_t{16} << 20) : n(elements), src(n), dst(n) {
+    for (int64_t i = 0; i < n; ++i) src[i] = static_cast<float>(i % 4099);
+  }
+  int run(int threads, Negate negate = Negate::kBoth) {
+    std::fill(dst.begin(), dst.end(), 0.0f);
+    const Side s{reinterpret_cast<char*>(src.data()), ScalarType::kFloat32, false, {4}};
+    const Side d{reinterpret_cast<char*>(dst.data()), ScalarType::kFloat32, false, {4}};
+    const int64_t shape[1] = {n};
+    const Plan p = plan_copy(shape, d.op(), s.op(), negate, threads);
+    return execute(p, s.data, d.data);
+  }
+  bool ok() const {
+    for (int64_t i = 0; i < n; ++i) {
+      if (dst[i] != -src[i]) return false;
+    }
+    return true;
+  }
+};
+
+void check_pool() {
+  BigCopy c;
+  // The probe reaches the requested number of threads (helpers run even on one CPU: the
+  // probe's units wait for each other).
+  CHECK(parallel_probe(8, 2) == 2, "probe: %d threads for 2", parallel_probe(8, 2));
+  CHECK(parallel_probe(8, 1) == 1, "probe with one thread");
+  CHECK(c.run(1) == 1 && c.ok(), "one thread");
+  c.run(2);
+  CHECK(c.ok(), "two threads: wrong result");
+  // Helpers held at the gate: the calling thread must finish the whole copy alone, correctly,
+  // without waiting for them.
+  set_pool_gate(true);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int ran = c.run(2);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  set_pool_gate(false);
+  CHECK(ran == 1 && c.ok(), "gated helpers: %d threads ran, result %s", ran, c.ok() ? "ok" : "bad");
+  CHECK(seconds < 5.0, "gated helpers: the caller took %.1f s", seconds);
+  c.run(2);
+  CHECK(c.ok(), "after the gate opened: wrong result");
+  // Concurrent callers: one gets the pool, the others run alone; all results are right.
+  std::vector<std::thread> callers;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&bad] {
+      BigCopy mine(int64_t{1} << 20);
+      for (int k = 0; k < 5; ++k) {
+        mine.run(2);
+        if (!mine.ok()) ++bad;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  CHECK(bad == 0, "concurrent callers: %d wrong results", bad.load());
+  // A forked child starts with a fresh pool: its threaded copies work (they would hang on a
+  // pool whose helpers did not survive the fork).
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(60);  // a hang fails the test instead of blocking it
+    const int threads = c.run(2);
+    const bool probe = parallel_probe(8, 2) == 2;
+    _exit(c.ok() && threads >= 1 && probe ? 0 : 3);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+  CHECK(pool_helpers() >= 1, "no helpers started");
 }
 
 // numel > 2^31 with a broadcast source (2 GiB + a bit of destination).
@@ -656,16 +992,10 @@ void check_big() {
   const int64_t n = (int64_t{1} << 31) + 4099;
   std::vector<unsigned char> dst(n, 0);
   int16_t v = 300;
-  Operand s, d;
-  s.data = reinterpret_cast<char*>(&v);
-  s.dtype = ScalarType::kInt16;
-  s.strides = {0};
-  d.data = reinterpret_cast<char*>(dst.data());
-  d.dtype = ScalarType::kUInt8;
-  d.strides = {1};
+  const Side s{reinterpret_cast<char*>(&v), ScalarType::kInt16, false, {0}};
+  const Side d{reinterpret_cast<char*>(dst.data()), ScalarType::kUInt8, false, {1}};
   const int64_t shape[1] = {n};
-  CopyPlan p = plan_copy(shape, d, s);
-  execute(p, threaded_for(2));
+  run_copy(shape, d, s, Negate::kNone, Mode::kPool);
   int64_t bad = 0;
   for (int64_t i = 0; i < n; ++i) bad += dst[i] != 44;
   CHECK(bad == 0, "big strided: %lld bad", static_cast<long long>(bad));
@@ -678,9 +1008,13 @@ int main(int argc, char** argv) {
   for (auto& v : compiled_cpu_variants()) std::printf("%s ", v.c_str());
   std::printf("(active %s)\n", active_cpu_variant().c_str());
   check_plans();
+  check_plan_is_what_runs();
+  check_plan_reuse();
+  check_slices();
+  check_pool();
   check_roundtrips();
   check_random_layouts();
-  check_streaming_transpose();
+  check_streaming();
   check_variants_bitwise();
   std::printf("layout checks done (%d failures so far)\n", g_failures);
   if (argc > 1) check_oracle(argv[1]);

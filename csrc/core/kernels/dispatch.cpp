@@ -1,40 +1,43 @@
 // Run-time choice of the kernel set: the best one this CPU supports, unless TORCHNP_CPU
-// (read once, lazily) or set_cpu_variant says otherwise.
+// (read once, lazily) or set_cpu_variant says otherwise. TORCHNP_WITH_AVX2 is set by the build
+// when the AVX2 kernel files are compiled in (x86-64 only).
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 
-#include "kernels.h"
+#include "core/kernels/kernel_set.h"
 
 namespace torchnp::core {
 namespace {
 
+#if TORCHNP_WITH_AVX2
 bool cpu_has_avx2() {
-#if defined(__x86_64__) || defined(__i386__)
   // F16C and FMA come with every AVX2 CPU we target, but check them: the avx2 file uses both.
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
          __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
 }
+#endif
 
 const KernelSet* variant_by_name(const std::string& name) {
   // The CPU check comes first: avx2_kernels() itself runs AVX2 code.
   if (name.empty()) {
-    return (kAvx2CompiledIn && cpu_has_avx2()) ? &avx2_kernels() : &baseline_kernels();
+#if TORCHNP_WITH_AVX2
+    if (cpu_has_avx2()) return &avx2_kernels();
+#endif
+    return &baseline_kernels();
   }
   if (name == "baseline") return &baseline_kernels();
   if (name == "avx2") {
-    if (!kAvx2CompiledIn) {
-      throw std::invalid_argument("torchnp: the avx2 kernels were not compiled in");
-    }
+#if TORCHNP_WITH_AVX2
     if (!cpu_has_avx2()) {
       throw std::invalid_argument("torchnp: this CPU lacks AVX2/F16C/FMA; use baseline");
     }
     return &avx2_kernels();
+#else
+    throw std::invalid_argument("torchnp: the avx2 kernels were not compiled in");
+#endif
   }
   throw std::invalid_argument("torchnp: unknown CPU variant '" + name +
                               "' (expected baseline, avx2 or empty)");
@@ -73,7 +76,9 @@ const KernelSet& active_kernels() {
 
 std::vector<std::string> compiled_cpu_variants() {
   std::vector<std::string> out{"baseline"};
-  if (kAvx2CompiledIn) out.emplace_back("avx2");
+#if TORCHNP_WITH_AVX2
+  out.emplace_back("avx2");
+#endif
   return out;
 }
 

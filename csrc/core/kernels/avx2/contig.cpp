@@ -5,8 +5,10 @@
 #define TORCHNP_ISA avx2
 #include <immintrin.h>
 
-#include "avx2_common.h"
-#include "kernel_table.h"
+#include <array>
+
+#include "core/kernels/avx2/common.h"
+#include "core/kernels/portable-inl.h"
 
 namespace torchnp::core {
 namespace avx2 {
@@ -165,6 +167,39 @@ struct SwapUnits {
   }
 };
 
+// Sign flips that are a pure XOR of sign bits (IEEE floats and complex parts, the float8 types
+// with a negative zero): 64 bytes per step. The 32-byte mask repeats the element's sign-bit
+// pattern (little endian: a component's sign is the top bit of its last byte).
+template <class T, Negate kMode>
+struct XorSigns {
+  using S = T;
+  using D = T;
+  static constexpr int64_t kStep = 64 / sizeof(T);
+  static constexpr bool flipped(int component) {
+    if (!kIsComplex<T>) return true;  // real types: any mode negates the value
+    return component == 0 ? (kMode == Negate::kReal || kMode == Negate::kBoth)
+                          : (kMode == Negate::kImag || kMode == Negate::kBoth);
+  }
+  alignas(32) static constexpr std::array<int8_t, 32> kMask = [] {
+    std::array<int8_t, 32> m{};
+    constexpr int elem = sizeof(T), part = kIsComplex<T> ? elem / 2 : elem;
+    for (int b = 0; b < 32; ++b) {
+      const int pos = b % elem, component = pos / part;
+      m[b] = (pos % part == part - 1 && flipped(component)) ? static_cast<int8_t>(-128) : 0;
+    }
+    return m;
+  }();
+  template <bool kNT>
+  static void step(const char* s, char* d) {
+    const __m256i m = _mm256_load_si256(reinterpret_cast<const __m256i*>(kMask.data()));
+    store256<kNT>(d, _mm256_xor_si256(loadu(s), m));
+    store256<kNT>(d + 32, _mm256_xor_si256(loadu(s + 32), m));
+  }
+  static void tail(const char* s, char* d, int64_t n) {
+    negate_contig_loop<T, kMode>(s, sizeof(T), d, sizeof(T), n);
+  }
+};
+
 // Plain copy, 64 bytes per step (used for large memcpy-class copies with streaming stores).
 struct CopyBytes {
   using S = uint8_t;
@@ -245,13 +280,31 @@ void install_vectorised(KernelSet& ks) {
   set_swap(uint16_t{}, 1);
   set_swap(uint32_t{}, 2);
   set_swap(uint64_t{}, 3);
+  auto set_negate = [&]<class T>(T) {
+    const int t = static_cast<int>(type_code<T>());
+    auto one = [&]<Negate kMode>() {
+      const int m = static_cast<int>(kMode) - 1;
+      ks.negate_contig[t][m] = &contig_kernel<XorSigns<T, kMode>, false>;
+      ks.negate_contig_streaming[t][m] = &contig_kernel<XorSigns<T, kMode>, true>;
+    };
+    one.template operator()<Negate::kReal>();
+    one.template operator()<Negate::kImag>();
+    one.template operator()<Negate::kBoth>();
+  };
+  set_negate(Half{});
+  set_negate(BF16{});
+  set_negate(float{});
+  set_negate(double{});
+  set_negate(C32{});
+  set_negate(C64{});
+  set_negate(C128{});
+  set_negate(F8E4M3FN{});
+  set_negate(F8E5M2{});
   ks.copy_streaming = &contig_kernel<CopyBytes, true>;
   install_transposes(ks);
 }
 
 }  // namespace avx2
-
-const bool kAvx2CompiledIn = true;
 
 const KernelSet& avx2_kernels() {
   static const KernelSet ks = [] {

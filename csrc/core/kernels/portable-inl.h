@@ -1,13 +1,14 @@
-// Portable loop templates and the code that fills a KernelSet from them. Each kernel
-// translation unit includes this inside its own ISA namespace, so the compiler can
-// auto-vectorise the same source for each instruction set; hand-written loops then replace
-// table entries where they are faster.
+// Portable loop templates and the code that fills a KernelSet from them.
+//
+// Per-ISA: each kernel set's translation unit includes this inside its own namespace
+// (TORCHNP_ISA), so the compiler auto-vectorises the same source for each instruction set;
+// hand-written loops then replace table entries where they are faster.
 #pragma once
 
 #include <utility>
 
-#include "cast.h"
-#include "kernels.h"
+#include "core/kernels/cast-inl.h"
+#include "core/kernels/kernel_set.h"
 
 namespace torchnp::core::TORCHNP_ISA {
 
@@ -71,6 +72,34 @@ void swap_contig_loop(const char* src, int64_t, char* dst, int64_t, int64_t n) {
   swap_strided_loop<P, kParts>(src, es, dst, es, n);
 }
 
+// Sign flips in the element's own type (torch's conj / neg bits), any strides; the unit-stride
+// instantiation has compile-time strides so that it vectorises.
+template <class T, Negate kMode>
+void negate_loop(const char* src, int64_t ss, char* dst, int64_t ds, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) store<T>(dst + k * ds, apply_negate<kMode>(load<T>(src + k * ss)));
+}
+
+template <class T, Negate kMode>
+void negate_contig_loop(const char* src, int64_t, char* dst, int64_t, int64_t n) {
+  constexpr int64_t e = sizeof(T);
+  for (int64_t k = 0; k < n; ++k) store<T>(dst + k * e, apply_negate<kMode>(load<T>(src + k * e)));
+}
+
+template <int kT>
+void fill_negate(KernelSet& ks) {
+  using T = typename TypeOf<static_cast<ScalarType>(kT)>::type_t;
+  if constexpr (!std::is_same_v<T, Bool>) {  // bool has no negation: nullptr, plans refuse it
+    auto set = [&]<Negate kMode>() {
+      const int m = static_cast<int>(kMode) - 1;
+      ks.negate_strided[kT][m] = &negate_loop<T, kMode>;
+      ks.negate_contig[kT][m] = &negate_contig_loop<T, kMode>;
+    };
+    set.template operator()<Negate::kReal>();
+    set.template operator()<Negate::kImag>();
+    set.template operator()<Negate::kBoth>();
+  }
+}
+
 template <int kS, int kD>
 void fill_pair(KernelSet& ks) {
   using S = typename TypeOf<static_cast<ScalarType>(kS)>::type_t;
@@ -83,6 +112,7 @@ void fill_pair(KernelSet& ks) {
 template <int kS, int... kD>
 void fill_row(KernelSet& ks, std::integer_sequence<int, kD...>) {
   (fill_pair<kS, kD>(ks), ...);
+  fill_negate<kS>(ks);
 }
 
 template <int... kS>

@@ -7,7 +7,7 @@
 #pragma once
 
 #ifndef TORCHNP_ISA
-#error "define TORCHNP_ISA (baseline, avx2, ...) before including numeric.h"
+#error "define TORCHNP_ISA (baseline, avx2, ...) before including numeric-inl.h"
 #endif
 
 #include <bit>

@@ -1,11 +1,11 @@
 // Three-channel (C = 3) layout changes with AVX2: planes <-> pixel-major, for 4-byte
 // elements (permutes + blends, 8 pixels per step) and 1-byte elements (pshufb, 16 pixels per
 // step). NCHW <-> NHWC images have C = 3, too few channels for 8x8 tiles.
-// Included only by transpose_avx2.cpp (compiled with -mavx2).
+// Included only by kernels/avx2/transpose.cpp (compiled with -mavx2).
 #pragma once
 
-#include "avx2_common.h"
-#include "kernel_table.h"
+#include "core/kernels/avx2/common.h"
+#include "core/kernels/portable-inl.h"
 
 namespace torchnp::core::avx2 {
 // Three source planes (j = 0, 1, 2) -> pixel-major destination (ds_i == 3 * elem size).

@@ -1,15 +1,16 @@
-// Element types as stored in memory, unaligned/byte-swapped loads and stores, and the
-// element cast cast<D>(S) that every kernel uses (NumPy's unsafe cast, see numeric.h).
+// Element types as stored in memory, unaligned loads and stores, byte swaps, the element cast
+// cast<D>(S) that every kernel uses (NumPy's unsafe cast, see numeric-inl.h) and the sign flips
+// of torch's conj / neg bits.
 //
-// Included inside a per-ISA namespace, like numeric.h.
+// Per-ISA: compiled once inside each kernel set's namespace (TORCHNP_ISA), like numeric-inl.h.
 #pragma once
 
 #include <cstring>
 #include <type_traits>
 #include <utility>
 
-#include "copy.h"
-#include "numeric.h"
+#include "core/kernels/numeric-inl.h"
+#include "core/torchnp_core.h"
 
 namespace torchnp::core::TORCHNP_ISA {
 
@@ -36,42 +37,29 @@ struct C128 {
   double re, im;
 };
 
-// ScalarType code -> C++ type.
+using F8E4M3FN = F8<F8Kind::kE4M3FN>;
+using F8E5M2 = F8<F8Kind::kE5M2>;
+using F8E4M3FNUZ = F8<F8Kind::kE4M3FNUZ>;
+using F8E5M2FNUZ = F8<F8Kind::kE5M2FNUZ>;
+using F8E8M0FNU = F8<F8Kind::kE8M0FNU>;
+
+// ScalarType code -> C++ type, from the table.
 template <ScalarType T>
 struct TypeOf;
-#define TORCHNP_TYPE_OF(code, type) \
-  template <>                       \
-  struct TypeOf<ScalarType::code> { \
-    using type_t = type;            \
+#define TORCHNP_ELEMENT_TYPE(code, enumerator, name, short_name, size, components, cpp, ...) \
+  template <>                                                                              \
+  struct TypeOf<ScalarType::enumerator> {                                                  \
+    using type_t = cpp;                                                                    \
+    static_assert(sizeof(cpp) == size, "element_types.def: itemsize of " #name);           \
   };
-TORCHNP_TYPE_OF(kBool, Bool)
-TORCHNP_TYPE_OF(kInt8, int8_t)
-TORCHNP_TYPE_OF(kInt16, int16_t)
-TORCHNP_TYPE_OF(kInt32, int32_t)
-TORCHNP_TYPE_OF(kInt64, int64_t)
-TORCHNP_TYPE_OF(kUInt8, uint8_t)
-TORCHNP_TYPE_OF(kUInt16, uint16_t)
-TORCHNP_TYPE_OF(kUInt32, uint32_t)
-TORCHNP_TYPE_OF(kUInt64, uint64_t)
-TORCHNP_TYPE_OF(kFloat16, Half)
-TORCHNP_TYPE_OF(kBFloat16, BF16)
-TORCHNP_TYPE_OF(kFloat32, float)
-TORCHNP_TYPE_OF(kFloat64, double)
-TORCHNP_TYPE_OF(kComplex32, C32)
-TORCHNP_TYPE_OF(kComplex64, C64)
-TORCHNP_TYPE_OF(kComplex128, C128)
-TORCHNP_TYPE_OF(kFloat8_e4m3fn, F8<F8Kind::kE4M3FN>)
-TORCHNP_TYPE_OF(kFloat8_e5m2, F8<F8Kind::kE5M2>)
-TORCHNP_TYPE_OF(kFloat8_e4m3fnuz, F8<F8Kind::kE4M3FNUZ>)
-TORCHNP_TYPE_OF(kFloat8_e5m2fnuz, F8<F8Kind::kE5M2FNUZ>)
-TORCHNP_TYPE_OF(kFloat8_e8m0fnu, F8<F8Kind::kE8M0FNU>)
-#undef TORCHNP_TYPE_OF
+#include "core/element_types.def"
+#undef TORCHNP_ELEMENT_TYPE
 
 // C++ type -> ScalarType code (inverse of TypeOf).
 template <class T>
 constexpr ScalarType type_code() {
-  constexpr int n = static_cast<int>(ScalarType::kNumScalarTypes);
-  ScalarType found = ScalarType::kNumScalarTypes;
+  constexpr int n = kNumTypes;
+  auto found = static_cast<ScalarType>(kNumTypes);
   [&]<int... I>(std::integer_sequence<int, I...>) {
     ((std::is_same_v<T, typename TypeOf<static_cast<ScalarType>(I)>::type_t>
           ? (found = static_cast<ScalarType>(I), 0)
@@ -242,6 +230,47 @@ inline D cast(S x) {
     } else {
       return C128{to_f64(x), 0.0};
     }
+  }
+}
+
+// ---- sign flips (torch's conj / neg bits) --------------------------------------------------
+
+// -x in the element's own type, as np.negative computes it: an IEEE sign flip for floats (NaNs
+// included), two's complement for integers, and ml_dtypes' rule for the float8 types without a
+// negative zero (fnuz: 0 and the NaN 0x80 stay as they are) or without a sign (e8m0: NaN).
+template <class T>
+inline T negated(T x) {
+  if constexpr (kIsInt<T>) {
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(U{0} - static_cast<U>(x)));
+  } else if constexpr (std::is_same_v<T, float>) {
+    return std::bit_cast<float>(std::bit_cast<uint32_t>(x) ^ 0x80000000u);
+  } else if constexpr (std::is_same_v<T, double>) {
+    return std::bit_cast<double>(std::bit_cast<uint64_t>(x) ^ 0x8000000000000000u);
+  } else if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BF16>) {
+    return T{static_cast<uint16_t>(x.v ^ 0x8000u)};
+  } else {
+    static_assert(kIsF8<T>, "no negation for this type (bool has none)");
+    constexpr F8Kind k = IsF8<T>::kKind;
+    if constexpr (k == F8Kind::kE8M0FNU) {
+      return T{0xff};
+    } else if constexpr (k == F8Kind::kE4M3FNUZ || k == F8Kind::kE5M2FNUZ) {
+      return T{(x.v & 0x7fu) == 0 ? x.v : static_cast<uint8_t>(x.v ^ 0x80u)};
+    } else {
+      return T{static_cast<uint8_t>(x.v ^ 0x80u)};
+    }
+  }
+}
+
+// The source element with the components of `kMode` negated (real types: the value).
+template <Negate kMode, class T>
+inline T apply_negate(T x) {
+  if constexpr (kIsComplex<T>) {
+    if constexpr (kMode == Negate::kReal || kMode == Negate::kBoth) x.re = negated(x.re);
+    if constexpr (kMode == Negate::kImag || kMode == Negate::kBoth) x.im = negated(x.im);
+    return x;
+  } else {
+    return negated(x);
   }
 }
 

@@ -7,9 +7,9 @@
 //  * non-temporal-store versions for destinations larger than the last-level cache.
 // Same results as the portable transpose_loop, bit for bit (tests/cpp compares them).
 #define TORCHNP_ISA avx2
-#include "avx2_common.h"
-#include "channels3_avx2.h"
-#include "kernel_table.h"
+#include "core/kernels/avx2/channels3.h"
+#include "core/kernels/avx2/common.h"
+#include "core/kernels/portable-inl.h"
 
 namespace torchnp::core::avx2 {
 namespace {

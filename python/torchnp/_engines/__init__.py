@@ -1,10 +1,9 @@
 """The two engines that move bytes, and the loader that picks one.
 
-An engine has one job: ``copyto(dst, src)`` where both are NumPy arrays of the same shape over
-raw memory (any strides, any supported element type and byte order, no overlap) and every
-element of ``dst`` becomes ``src``'s element cast exactly as ``src.astype(dst.dtype)`` would
-(one exception: complex32 -> bool follows NumPy's complex rule, see PythonEngine).
-Everything else (what to copy, where, whether at all) is policy and lives elsewhere.
+An engine moves every byte of a conversion (``base.Engine``: host copies with the cast, byte
+swaps and sign flips fused, overlap staging, device transfers); the policy modules only decide
+what to move and where. ``NativeEngine`` runs the compiled core, ``PythonEngine`` NumPy's own
+casts; both give the same bytes.
 """
 
 from __future__ import annotations
@@ -12,64 +11,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import warnings
-from typing import Protocol
 
-import ml_dtypes
-import numpy as np
 import torch
 
-from torchnp._dtypes import core_code
+from torchnp._engines.base import Engine, Negate
+from torchnp._engines.native_engine import NativeEngine
+from torchnp._engines.python_engine import PythonEngine
 
-_COMPLEX32 = np.dtype(ml_dtypes.complex32)
-
-
-class Engine(Protocol):
-    name: str
-
-    def copyto(self, dst: np.ndarray, src: np.ndarray) -> None: ...
-
-
-class PythonEngine:
-    """Pure NumPy/ml_dtypes engine: the reference the native engine must match byte for byte."""
-
-    name = "python"
-
-    def copyto(self, dst: np.ndarray, src: np.ndarray) -> None:
-        # The policy emits NumPy's ComplexWarning itself, once, in the user's frame. NumPy's
-        # overflow/invalid RuntimeWarnings are silenced: the native engine has none, and both
-        # engines must behave the same.
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-            if dst.dtype.kind == "b" and src.dtype == _COMPLEX32:
-                # ml_dtypes 0.6 casts complex32 -> bool through the real part truncated to an
-                # integer (0.5+0j and 1j give False); torchnp keeps NumPy's complex rule (True
-                # unless both parts are ±0), as complex64 and torch's .to(torch.bool) do.
-                halves = np.bitwise_and(src.view(np.uint32), 0x7FFF7FFF)  # drop both signs
-                np.not_equal(halves, 0, out=dst)
-                return
-            np.copyto(dst, src, casting="unsafe")
-
-
-class NativeEngine:
-    """The compiled core (``torchnp._C``): planned, fused, multi-threaded copies."""
-
-    name = "native"
-
-    def __init__(self, module) -> None:
-        self._C = module
-        self.last_kernel: str | None = None
-
-    def copyto(self, dst: np.ndarray, src: np.ndarray) -> None:
-        d_code, d_swap = core_code(dst.dtype)
-        s_code, s_swap = core_code(src.dtype)
-        self.last_kernel = self._C.copy(dst, d_code, d_swap, src, s_code, s_swap)
-
-    def plan(self, dst: np.ndarray, src: np.ndarray) -> dict:
-        """The core's plan for copying src into dst, without running it."""
-        d_code, d_swap = core_code(dst.dtype)
-        s_code, s_swap = core_code(src.dtype)
-        return self._C.plan(dst, d_code, d_swap, src, s_code, s_swap)
+__all__ = ["Engine", "NativeEngine", "Negate", "PythonEngine", "active", "use"]
 
 
 def _major_minor(version: str) -> str:
@@ -103,7 +52,7 @@ def incompatibility(build: dict, torch_version: str, torch_cuda: str | None) -> 
 
 def _recorded_build() -> dict | None:
     """The build facts installed beside the binary (_build.json), or None if absent."""
-    path = os.path.join(os.path.dirname(__file__), "_build.json")
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_build.json")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

@@ -1,4 +1,4 @@
-// Small AVX2 helpers shared by the *_avx2.cpp files (compiled with -mavx2 only there).
+// Small AVX2 helpers shared by the kernels/avx2/*.cpp files (compiled with -mavx2 only there).
 #pragma once
 
 #include <immintrin.h>

@@ -1,0 +1,110 @@
+"""What an engine does: every byte a conversion moves.
+
+The policy (``_to_numpy``, ``_from_numpy``) decides what a call needs and allocates its results;
+an engine then moves the bytes, through three verbs:
+
+- :meth:`Engine.copy`: host memory to host memory (any strides, element types and byte orders;
+  the cast, byte swaps and sign flips fused), staging the source first when it may overlap the
+  destination;
+- :meth:`Engine.download`: a device tensor into a host array;
+- :meth:`Engine.upload`: a host array into a device tensor.
+
+Every element of the destination becomes ``flip(src)`` cast exactly as ``src.astype(dst.dtype)``
+would (one exception: complex32 -> bool follows NumPy's complex rule, see the Python engine),
+where ``flip`` negates the components selected by a :data:`Negate` code (torch's conj / neg
+bits): an IEEE sign flip for floats and complex parts, NaNs included; two's complement for
+integers; ml_dtypes' rule for the float8 types without a negative zero (fnuz) or sign (e8m0).
+
+Device transfers go through torch for now (``Tensor.copy_``); a CUDA engine overrides
+``download`` / ``upload``. The host parts of a transfer (staging, cast, sign flips) run on the
+engine's own host copy, so both engines give the same bytes everywhere.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+import torch
+
+from torchnp._dtypes import element_type_of_numpy, element_type_of_torch
+from torchnp._memory import empty_in_memory_order, tensor_view, torch_can_view
+
+
+class Negate(enum.IntEnum):
+    """The source components a copy negates, as the core's Negate codes."""
+
+    NONE = 0
+    REAL = 1  # conj and neg bits together
+    IMAG = 2  # the conjugate bit
+    BOTH = 3  # the negative bit
+
+    @staticmethod
+    def of_bits(conj: bool, neg: bool) -> Negate:
+        """The flips that resolve a tensor's conjugate and negative bits."""
+        return Negate((Negate.BOTH if neg else 0) ^ (Negate.IMAG if conj else 0))
+
+
+class Engine:
+    """The engine interface, with the device transfers built on the engine's host copy."""
+
+    name: str
+
+    def _host_copy(self, dst: np.ndarray, src: np.ndarray, negate: int) -> None:
+        """dst = flip(src) cast to dst.dtype; same shape, no overlap, dst.size > 0."""
+        raise NotImplementedError
+
+    def copy(
+        self, dst: np.ndarray, src: np.ndarray, negate: int = 0, *, may_overlap: bool = False
+    ) -> None:
+        """Copy host array `src` into host array `dst` (same shape), cast, swapped and flipped.
+
+        With `may_overlap` (a destination the caller passed in), a source that may share
+        memory with it is staged first: the result is then as if the whole source had been
+        read before any write.
+        """
+        if dst.size == 0:
+            return
+        if may_overlap and np.may_share_memory(dst, src):
+            staged = np.empty_like(src, order="K")
+            self._host_copy(staged, src, 0)
+            src = staged
+        self._host_copy(dst, src, negate)
+
+    def download(self, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> None:
+        """Copy device tensor `src` (no conj/neg bits) into host array `dst`, cast and flipped.
+
+        One transfer straight into `dst` when it holds the tensor's own element type and torch
+        can address it; otherwise one transfer into host staging laid out like the tensor, and
+        one host copy that does the cast, layout change and sign flips together.
+        """
+        if dst.size == 0:
+            return
+        stored = element_type_of_torch(src.dtype).numpy
+        if negate == 0 and dst.dtype == stored and torch_can_view(dst):
+            tensor_view(dst, src.dtype).copy_(src)
+            return
+        itemsize = stored.itemsize
+        staging = empty_in_memory_order(src.shape, [s * itemsize for s in src.stride()], stored)
+        tensor_view(staging, src.dtype).copy_(src)
+        self._host_copy(dst, staging, negate)
+
+    def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
+        """Copy host array `src` into device tensor `dst` (same shape), cast.
+
+        One transfer from `src` itself when torch can address it as `dst`'s element type;
+        otherwise one host copy into staging laid out like `dst` (byte swap, layout, cast),
+        then one transfer.
+        """
+        if dst.numel() == 0:
+            return
+        own, _ = element_type_of_numpy(src.dtype)
+        if own.torch == dst.dtype and torch_can_view(src, writable=False):
+            # Only read, so even read-only memory may be viewed for the transfer.
+            dst.copy_(tensor_view(src, dst.dtype))
+            return
+        target = element_type_of_torch(dst.dtype).numpy
+        itemsize = target.itemsize
+        staging = empty_in_memory_order(dst.shape, [s * itemsize for s in dst.stride()], target)
+        self._host_copy(staging, src, 0)
+        dst.copy_(tensor_view(staging, dst.dtype))

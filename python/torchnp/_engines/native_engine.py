@@ -1,0 +1,52 @@
+"""The compiled engine (``torchnp._C``): planned, fused copies on the core's own threads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from torchnp._dtypes import core_code
+from torchnp._engines.base import Engine
+
+
+class NativeEngine(Engine):
+    """Host copies through the C++ core: one plan per copy, executed as planned."""
+
+    name = "native"
+
+    def __init__(self, module: Any) -> None:
+        self._C = module
+        self._recorded: list | None = None
+
+    def _host_copy(self, dst: np.ndarray, src: np.ndarray, negate: int) -> None:
+        d_code, d_swap = core_code(dst.dtype)
+        s_code, s_swap = core_code(src.dtype)
+        if self._recorded is None:
+            self._C.copy(dst, d_code, d_swap, src, s_code, s_swap, negate)
+        else:  # the same copy as a plan object, kept: what ran, for whoever is recording
+            plan = self._C.plan(dst, d_code, d_swap, src, s_code, s_swap, negate)
+            plan.execute(dst, src)
+            self._recorded.append(plan)
+
+    def plan(self, dst: np.ndarray, src: np.ndarray, negate: int = 0, threads: int = 0) -> Any:
+        """The core's plan for copying src into dst (a ``torchnp._C.Plan``), without running it.
+
+        ``threads <= 0``: sized by the calling thread's ``torch.get_num_threads()``.
+        """
+        d_code, d_swap = core_code(dst.dtype)
+        s_code, s_swap = core_code(src.dtype)
+        return self._C.plan(dst, d_code, d_swap, src, s_code, s_swap, negate, threads)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list]:
+        """Within the block, every host copy runs as a plan object that is appended to the
+        yielded list: the plans that ran, in order (for tests and the benchmark's kernel
+        column). Not for concurrent use from several threads."""
+        previous, self._recorded = self._recorded, []
+        try:
+            yield self._recorded
+        finally:
+            self._recorded = previous
