@@ -6,10 +6,12 @@ TORCHNP_ENGINE=python the native runs are skipped (that run checks the forced fa
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
 
+import torchnp
 from torchnp import _engines
 
 ENGINES = ("native", "python")
@@ -41,6 +43,41 @@ def engine(request: pytest.FixtureRequest):
     previous = _engines.use(name)
     yield name
     _engines.restore(previous)
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+@pytest.fixture
+def peak_rss():
+    """measure(fn) -> (bytes the process's peak resident memory rose while fn ran, fn's result).
+
+    Sees every allocation, torch's, NumPy's and the output pool's alike (tracemalloc sees only
+    Python's): the peak is reset first (/proc/self/clear_refs), the pool emptied so that every
+    output is fresh memory, and inputs should exceed 32 MiB so that glibc serves every buffer
+    as a fresh mapping rather than from memory already resident.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError as exc:
+        pytest.skip(f"cannot reset the peak RSS here: {exc}")
+
+    def measure(fn):
+        gc.collect()
+        torchnp.empty_cache()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := VmRSS
+        start = _status_bytes("VmRSS")
+        result = fn()
+        return _status_bytes("VmHWM") - start, result
+
+    return measure
 
 
 @pytest.fixture

@@ -53,23 +53,10 @@ settings.register_profile("thorough", max_examples=20000, **_COMMON)
 PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 NP_DTYPES = oracle.NUMPY_DTYPES
-NEG_BIT_DTYPES = {
-    torch.float16,
-    torch.bfloat16,
-    torch.float32,
-    torch.float64,
-    torch.complex32,
-    torch.complex64,
-    torch.complex128,
-    torch.int8,
-    torch.int16,
-    torch.int32,
-    torch.int64,
-    torch.float8_e4m3fn,  # torch has no neg kernel for float8: torchnp applies ml_dtypes'
-    torch.float8_e5m2,
-    torch.float8_e4m3fnuz,
-    torch.float8_e5m2fnuz,
-}
+# Every type but bool can carry torch's negative bit (bools have no negation: a TypeError, tested
+# in test_to_numpy); torch has no neg kernel for float8 and unsigned types: torchnp applies
+# NumPy's / ml_dtypes' rule.
+NEG_BIT_DTYPES = frozenset(d for d in oracle.TORCH_DTYPES if d != torch.bool)
 
 
 def _swapped(dt: np.dtype) -> np.dtype:

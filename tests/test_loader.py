@@ -79,8 +79,27 @@ def test_forcing_native_with_a_mismatched_binary_is_a_clear_import_error():
     assert "built for torch 1.99" in proc.stderr
 
 
-def test_forcing_python_engine():
-    proc = _run("import torchnp; print(torchnp.info().engine)", TORCHNP_ENGINE="python")
+# Conversions that need every part of an engine (a cast with sign flips, ml_dtypes types, a
+# byte-swapped reversed source, an overlapping out=), checked against NumPy in a fresh process.
+CONVERSIONS = """
+import ml_dtypes, numpy as np, torch, torchnp
+t = torch.tensor([1 + 2j, -3.5 - 0.5j]).conj()
+want = np.array([1 - 2j, -3.5 + 0.5j], np.complex64)
+assert np.array_equal(torchnp.to_numpy(t, dtype=np.complex64), want)
+b = torchnp.to_numpy(torch.tensor([1.5, -2.25], dtype=torch.bfloat16))
+assert b.dtype == ml_dtypes.bfloat16 and b.astype(np.float32).tolist() == [1.5, -2.25]
+a = np.arange(6, dtype=">i4")[::-1]
+assert torchnp.from_numpy(a, dtype=torch.float32).tolist() == [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+x = torch.arange(6.0)
+out = x.numpy()
+torchnp.to_numpy(x.flip(0), out=out)  # out overlaps the source: staged
+assert out.tolist() == [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+print(torchnp.info().engine)
+"""
+
+
+def test_forcing_python_engine_converts():
+    proc = _run(CONVERSIONS, TORCHNP_ENGINE="python")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "python"
 
@@ -91,13 +110,13 @@ def test_unknown_engine_name_is_an_import_error():
     assert "TORCHNP_ENGINE='fast'" in proc.stderr
 
 
-def test_missing_binary_falls_back_and_says_why():
+def test_missing_binary_falls_back_says_why_and_converts():
+    # The Python engine needs nothing from _C: the element types come from the table file.
     code = (
         "import sys\n"
         "sys.modules['torchnp._C'] = None  # what a failed/missing build looks like\n"
-        "import torchnp\n"
-        "i = torchnp.info()\n"
-        "print(i.engine); print(i.fallback_reason)\n"
+        + CONVERSIONS
+        + "print(torchnp.info().fallback_reason)\n"
     )
     proc = _run(code, TORCHNP_ENGINE="")
     assert proc.returncode == 0, proc.stderr
@@ -146,22 +165,19 @@ def test_recorded_build_file_is_installed_and_matches_the_binary():
     assert recorded["torch_version"] == native._C.build_info()["torch_version"]
 
 
-def test_native_copies_run_on_torchs_intra_op_threads():
-    """at::parallel_for is a header template: a binding compiled without OpenMP runs every
-    "parallel" copy on the calling thread, silently (found in issue 4: all native copies were
-    single-threaded). The probe counts the threads it really ran on."""
-    native, reason = _engines.load_native()
-    if native is None:
-        pytest.skip(reason)
-    C = native._C
-    assert C.build_info()["parallel"] != "serial"
-    threads = torch.get_num_threads()
-    if threads < 2:
-        pytest.skip("torch has one intra-op thread here")
-    assert C.parallel_probe(64) == threads
-    torch.set_num_threads(1)  # and torch.set_num_threads reaches the pool the copies use
-    try:
-        assert C.parallel_probe(64) == 1
-    finally:
-        torch.set_num_threads(threads)
-    assert C.parallel_probe(64) == threads
+def test_element_table_is_the_one_list():
+    """Every element type comes from csrc/core/element_types.def: the Python table, the binary's
+    codes and names, and torch / NumPy's types agree with it."""
+    from torchnp import _dtypes, _element_table
+
+    rows = _element_table.read_table()
+    assert [e.code for e in _dtypes._ELEMENT_TYPES] == [r.code for r in rows]
+    assert [e.name for e in _dtypes._ELEMENT_TYPES] == [r.name for r in rows]
+    for e in _dtypes._ELEMENT_TYPES:
+        assert e.numpy.name == e.name and e.numpy.itemsize in (1, 2, 4, 8, 16)
+        assert e.torch is not None, f"torch {torch.__version__} lacks {e.name}"
+        assert e.components == (2 if e.numpy.kind == "c" or e.name == "complex32" else 1)
+    native, _reason = _engines.load_native()
+    if native is not None:
+        built = [(e.code, e.name, e.numpy.itemsize) for e in _dtypes._ELEMENT_TYPES]
+        assert native._C.element_types() == built

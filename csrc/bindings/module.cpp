@@ -244,6 +244,17 @@ PYBIND11_MODULE(_C, m) {
       "Plan the copy that copy() would run (threads <= 0: the calling thread's torch count).");
 
   m.def("build_info", &build_info, "Facts recorded when this binary was built.");
+  m.def(
+      "element_types",
+      [] {
+        py::list out;
+        for (int c = 0; c < core::kNumTypes; ++c) {
+          const auto t = static_cast<core::ScalarType>(c);
+          out.append(py::make_tuple(c, core::scalar_type_name(t), core::itemsize(t)));
+        }
+        return out;
+      },
+      "(code, name, itemsize) of every element type this binary was built with.");
   m.def("num_threads", &torch_threads, "The calling thread's torch.get_num_threads().");
   m.def(
       "parallel_probe",
