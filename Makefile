@@ -1,8 +1,9 @@
-# The two commands of the README. Both set up .venv (idempotent) first.
+# The two commands of the README (demo, test), and the longer local budgets (deep). Each sets
+# up .venv (idempotent) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo bench test
+.PHONY: setup demo bench test deep
 
 setup:
 	bash scripts/setup.sh
@@ -17,3 +18,6 @@ bench: setup
 
 test: setup
 	bash scripts/test.sh
+
+deep: setup
+	bash scripts/deep.sh

@@ -16,5 +16,6 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes \
   "scikit-build-core>=0.10" "cmake>=3.26" ninja "pybind11>=2.12" \
   pytest hypothesis matplotlib
-# Without isolation, so that the extension links the torch installed above (BUILD.md).
+# Without isolation, so that the extension is built against the torch installed above (an
+# isolated build would fetch whatever torch the index serves and build against that).
 "$PY" -m pip install -q --no-build-isolation --no-deps ${TORCHNP_PIP_ARGS:-} .

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite:
-#  1. the torch-free C++ core tests, in a release and an ASan+UBSan build;
+# The fast tier, `make test`: every run of CI takes it.
+#  1. the torch-free C++ core tests: release, ASan+UBSan, and the portable-only build;
 #  2. the native engine must have loaded (a silent fallback to Python fails here);
-#  3. pytest: every behavioural test on both engines;
+#  3. pytest: every behavioural test on both engines (parametrised), the forced-Python and
+#     missing-binary processes included (tests/test_loader.py);
 #  4. the engine-level and differential tests again on the portable kernels (TORCHNP_CPU=baseline),
-#     so every compiled CPU variant is checked against the oracle;
-#  5. pytest again with the Python engine forced (TORCHNP_ENGINE=python).
+#     so every compiled CPU variant is checked against the oracle.
+# Longer budgets (huge inputs, big fuzz runs): `make deep` (scripts/deep.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/stage.sh
 VENV=${VENV:-.venv}
 PY=$VENV/bin/python
 export PATH="$PWD/$VENV/bin:$PATH"  # cmake, ninja and python with NumPy for the C++ tests
 
-bash tests/cpp/build.sh release
-bash tests/cpp/build.sh asan
+stage "C++ core tests (release)" bash tests/cpp/build.sh release
+stage "C++ core tests (ASan + UBSan)" bash tests/cpp/build.sh asan
+stage "C++ core tests (portable kernels only)" bash tests/cpp/build.sh portable
 
 "$PY" -m torchnp info
 "$PY" - <<'PYEOF'
@@ -22,7 +25,7 @@ i = torchnp.info()
 assert i.engine == "native", f"native engine did not load: {i.fallback_reason}"
 PYEOF
 # Run against the installed package (never the source tree's python/ folder).
-"$PY" -m pytest -q -p no:cacheprovider tests "$@"
-TORCHNP_CPU=baseline "$PY" -m pytest -q -p no:cacheprovider -k native \
-  tests/test_core_copy.py tests/test_differential.py "$@"
-TORCHNP_ENGINE=python "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+stage "pytest, both engines" "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+stage "pytest, portable kernels (TORCHNP_CPU=baseline)" env TORCHNP_CPU=baseline \
+  "$PY" -m pytest -q -p no:cacheprovider -k native tests/test_core_copy.py \
+  tests/test_differential.py tests/test_plans.py "$@"

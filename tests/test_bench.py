@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,11 +95,19 @@ def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
         assert case["baseline_s"] == min(builtins)
         assert case["baseline"] in case["ways_s"]
         assert (case["numpy_s"] is None) == (case["name"] in NO_NUMPY_WAY)
-        if case["bytes"]:
+        # of_limit only where the data exceeds the last-level cache (never at --tiny sizes)
+        if case["bytes"] > report["machine"]["llc_bytes"]:
             expected = case["bytes"] / case["torchnp_s"] / (case["limit_gbps"] * 1e9)
             assert math.isclose(case["of_limit"], expected)
         else:
             assert case["of_limit"] is None
+        if report["engine"] == "native" and case["name"] != "P10_tiny_zero_copy":
+            assert case["kernel"], case  # the plans that ran
+    limit = report["limit"]
+    assert limit["winner"] in limit["first_gbps"]
+    assert limit["first_gbps"][limit["winner"]] == max(limit["first_gbps"].values())
+    if report["engine"] == "native":
+        assert any(k.startswith("torchnp core copy") for k in limit["first_gbps"]), limit
 
 
 def test_markdown_and_plot(full_run: tuple[dict, str, Path]) -> None:
@@ -118,6 +130,64 @@ def test_command_line_passes_options_to_bench(keep_threads: int) -> None:
     from torchnp.__main__ import main as cli
 
     assert cli(["bench", "--tiny", "--cases", "P10"]) == 0
+
+
+def _cli(*args: str, pipe: str = "") -> subprocess.CompletedProcess:
+    command = shlex.join([sys.executable, "-m", "torchnp", *args]) + pipe
+    return subprocess.run(command, shell=True, capture_output=True, text=True, check=False)
+
+
+def test_help_is_plain_text() -> None:
+    for args in (("--help",), ("bench", "--help")):
+        proc = _cli(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert "``" not in proc.stdout and "usage:" in proc.stdout
+
+
+def test_one_thread_is_singular(tmp_path: Path, keep_threads: int, capsys) -> None:
+    out = tmp_path / "r.md"
+    assert bench.main(["--tiny", "--cases", "P10", "--threads", "1", "--markdown", str(out)]) == 0
+    captured = capsys.readouterr()
+    for text in (out.read_text(), captured.err):
+        assert "1 thread " in text or "1 thread," in text or "1 thread)" in text, text
+        assert "1 threads" not in text
+
+
+def test_reader_that_stops_reading_gets_no_traceback() -> None:
+    proc = _cli("info", pipe=" | head -n 1")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("engine")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_plot_without_matplotlib_fails_first_with_its_own_status(tmp_path, monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name)
+    )
+    png = tmp_path / "r.png"
+    started = time.perf_counter()
+    assert bench.main(["--tiny", "--plot", str(png)]) == bench.NO_MATPLOTLIB
+    assert time.perf_counter() - started < 5 and not png.exists()  # before any measuring
+
+
+def test_progress_line_gives_torchnps_rate() -> None:
+    from torchnp.bench.runner import _progress
+
+    record = {
+        "name": "P1_copy_fresh",
+        "torchnp_s": 0.002,
+        "baseline": "a.copy()",
+        "baseline_s": 0.004,
+        "speedup": 2.0,
+        "gbps": 67.1,
+        "of_limit": 0.99,
+        "limit_gbps": 68.0,
+        "agrees": True,
+        "disagreeing_ways": [],
+    }
+    line = _progress(1, 1, record, 1.0)
+    assert "2.00 ms (67.1 GB/s)" in line and "(limit 68.0 GB/s)" in line
 
 
 def test_size_sweep_runs(tmp_path: Path, keep_threads: int) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+DESCRIPTION = "torchnp's command line: what is running (info), a demo, the benchmark (bench)."
 
 
 def _demo() -> None:
@@ -26,13 +29,25 @@ def _demo() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Run one sub-command; returns its exit status. A reader that stops reading (``python -m
+    torchnp info | head``) ends the command quietly: it chose to, which is not an error."""
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except BrokenPipeError:
+        # Python would report the broken pipe again while flushing stdout at exit: point
+        # stdout at /dev/null first (the recipe of Python's signal module documentation).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:
         # bench parses its own options (argparse.REMAINDER in a subparser drops leading "--x").
         from torchnp.bench import main as bench_main
 
         return bench_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m torchnp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m torchnp", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="engine, versions, build facts, CPU kernels, threads")
     sub.add_parser("demo", help="a few conversions torch's built-ins cannot do in one call")
@@ -41,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "info":
         import torchnp
 
-        print(torchnp.info())
+        print(torchnp.info(), flush=True)
     elif ns.command == "demo":
         _demo()
+        sys.stdout.flush()
     return 0
 
 

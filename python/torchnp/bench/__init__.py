@@ -10,6 +10,7 @@ a warm-up call, the ways taking turns; fresh-output ways allocate a new result e
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
 import torch
@@ -23,12 +24,27 @@ __all__ = ["main"]
 # The smoke test's profile: its limit arrays need not be large, only the code path exercised.
 TINY_LIMIT_BYTES = 8 << 20
 
+# Exit statuses besides 0 (and argparse's 2 for a bad option).
+DISAGREE = 1  # some built-in way's result differed from torchnp's: its numbers mean nothing
+NO_MATPLOTLIB = 3  # --plot without matplotlib installed (checked before anything runs)
+
+DESCRIPTION = (
+    "torchnp against the built-ins, each case as a speedup over the best built-in way and as a "
+    "fraction of this machine's copy limit, all measured side by side in one run."
+)
+EPILOG = (
+    "cases: {cases}. Exit status: 0, {disagree} if a built-in way's result differed from "
+    "torchnp's, {no_mpl} if --plot was given without matplotlib."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m torchnp bench",
-        description=__doc__.split("\n\n")[0],
-        epilog="cases: " + ", ".join(c.name for c in CASES),
+        description=DESCRIPTION,
+        epilog=EPILOG.format(
+            cases=", ".join(c.name for c in CASES), disagree=DISAGREE, no_mpl=NO_MATPLOTLIB
+        ),
     )
     p.add_argument(
         "--quick", action="store_true", help="smaller sizes (whole run < 90 s on 2 cores)"
@@ -53,11 +69,19 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the Markdown table to stdout, progress to stderr.
 
-    Returns 0, or 1 when some built-in way's result differed from torchnp's (the numbers of a
-    case whose results differ are not comparable).
+    Returns 0; DISAGREE (1) when some built-in way's result differed from torchnp's (the numbers
+    of a case whose results differ are not comparable); NO_MATPLOTLIB (3) when --plot cannot be
+    drawn, before anything is measured.
     """
     parser = _parser()
     ns = parser.parse_args(argv)
+    if ns.plot and importlib.util.find_spec("matplotlib") is None:
+        print(
+            "bench: --plot needs matplotlib, which is not installed "
+            "(pip install matplotlib, or leave out --plot)",
+            file=sys.stderr,
+        )
+        return NO_MATPLOTLIB
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
     try:
@@ -83,4 +107,4 @@ def main(argv: list[str] | None = None) -> int:
     if ns.plot:
         write_plot(report, ns.plot)
     print(f"bench: {report['wall_s']:.1f} s", file=sys.stderr)
-    return 0 if all(c["agrees"] for c in report["cases"]) else 1
+    return 0 if all(c["agrees"] for c in report["cases"]) else DISAGREE

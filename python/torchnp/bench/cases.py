@@ -48,7 +48,7 @@ class Sizes:
 
 
 PROFILES = {
-    # The sizes: 8192² transpose, (64,3,224,224) images, 64 Mi-element flat arrays.
+    # PERFORMANCE.md's sizes: 8192² transpose, (64,3,224,224) images, 64 Mi-element flat arrays.
     "full": Sizes(flat=1 << 26, side=8192, nchw=(64, 3, 224, 224)),
     # Every working set still well past the 32 MiB L3 of the development machine.
     "quick": Sizes(flat=1 << 24, side=4096, nchw=(64, 3, 224, 224)),

@@ -29,6 +29,11 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
+def plural(n: int, word: str) -> str:
+    """ "1 thread", "2 threads"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _ratio(x: float | None, suffix: str = "") -> str:
     return NONE if x is None else f"{x:.2f}{suffix}"
 
@@ -36,12 +41,17 @@ def _ratio(x: float | None, suffix: str = "") -> str:
 def headline(report: dict) -> str:
     """One line naming what the ratios were measured against."""
     engine = report["engine"] + (f" ({report['cpu_variant']})" if report.get("cpu_variant") else "")
+    threads = report["threads"]
+    llc = report["machine"].get("llc_bytes")
+    beyond = (
+        f"; of-limit only for cases moving more than the {format_bytes(llc)} LLC" if llc else ""
+    )
     return (
-        f"limit {report['limit_gbps']:.1f} GB/s (median; {report['limit']['method']}; "
-        "timed with each case, whose of-limit uses its own) · "
-        f"{report['threads']} threads · engine {engine} · torch {report['torch_version']} · "
-        f"NumPy {report['numpy_version']} · {report['profile']} sizes · "
-        f"median of {report['repeat']} · {report['machine']['cpu']}"
+        f"limit {report['limit_gbps']:.1f} GB/s (median; {report['limit']['method']}, the fastest "
+        f"of {len(report['limit']['first_gbps'])} ways; timed with each case, whose of-limit "
+        f"uses its own{beyond}) · {plural(threads, 'thread')} · "
+        f"engine {engine} · torch {report['torch_version']} · NumPy {report['numpy_version']} · "
+        f"{report['profile']} sizes · median of {report['repeat']} · {report['machine']['cpu']}"
     )
 
 
@@ -145,7 +155,7 @@ def write_plot(report: dict, path: str | Path) -> None:
     for axis in (left, right):
         axis.grid(axis="x", alpha=0.3)
     fig.suptitle(
-        f"torchnp bench · engine {report['engine']} · {report['threads']} threads · "
+        f"torchnp bench · engine {report['engine']} · {plural(report['threads'], 'thread')} · "
         f"{report['profile']} sizes",
         fontsize=10,
     )

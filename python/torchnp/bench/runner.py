@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -16,8 +17,14 @@ import torch
 import torchnp
 from torchnp import _engines
 from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Case, Sizes, Way
-from torchnp.bench.report import format_seconds
-from torchnp.bench.timing import MIN_SAMPLE_S, CopyLimit, calibrate_inner, time_interleaved
+from torchnp.bench.report import format_seconds, plural
+from torchnp.bench.timing import (
+    MIN_SAMPLE_S,
+    CopyLimit,
+    calibrate_inner,
+    last_level_cache_bytes,
+    time_interleaved,
+)
 
 # Two arrays of this size are copied for the limit: far past any last-level cache, and past
 # glibc 2.36's switch (at 16× its non-temporal threshold, ~192 MiB on the 2-core development
@@ -60,20 +67,25 @@ def _best(
 
 
 def _warm_up(ways: Sequence[Way]) -> tuple[float, str | None, list[str]]:
-    """Call each way once: torchnp's first call time, its kernel, and the ways that disagree."""
+    """Call each way once: torchnp's first call time, the kernels of the plans that call ran
+    (None for a zero-copy call, or an engine without plans), and the ways that disagree."""
     engine = _engines.active()
-    if hasattr(engine, "last_kernel"):
-        engine.last_kernel = None  # a zero-copy call runs no kernel; don't report a stale one
-    start = time.perf_counter()
-    reference = ways[0].fn()
-    first_s = time.perf_counter() - start
-    kernel = getattr(engine, "last_kernel", None)
+    recording = getattr(engine, "recording", None)
+    with recording() if recording is not None else contextlib.nullcontext([]) as plans:
+        start = time.perf_counter()
+        reference = ways[0].fn()
+        first_s = time.perf_counter() - start
+    kernel = " + ".join(p.name for p in plans) or None
     disagree = [w.label for w in ways[1:] if not _agrees(reference, w.fn())]
     return first_s, kernel, disagree
 
 
-def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit) -> dict:
-    """Time one case, with the limit copy taking its turn among the ways; the case's record."""
+def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit, llc_bytes: int) -> dict:
+    """Time one case, with the limit copy taking its turn among the ways; the case's record.
+
+    ``of_limit`` is reported only for cases whose data (bytes read + written) exceeds the
+    last-level cache: below it a copy runs from cache, faster than memory can, and a fraction of
+    a memory-bound limit says nothing."""
     prepared = case.prepare(sizes)
     ways = prepared.ways
     assert ways[0].kind == TORCHNP
@@ -94,6 +106,7 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit) -> dict:
         key=lambda pair: pair[1],
     )
     moved = prepared.bytes_moved
+    beyond_cache = moved > llc_bytes
     return {
         "name": case.name,
         "summary": case.summary,
@@ -111,7 +124,7 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit) -> dict:
         "speedup_torch": None if torch_s is None else torch_s / mine,
         "speedup_numpy": None if numpy_s is None else numpy_s / mine,
         "gbps": moved / mine / 1e9 if moved else None,
-        "of_limit": moved / mine / limit_bps if moved else None,
+        "of_limit": moved / mine / limit_bps if beyond_cache else None,
         "limit_gbps": limit_bps / 1e9,
         "per_call": prepared.per_call,
         "calls_per_sample": inner,
@@ -124,13 +137,14 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit) -> dict:
 
 def _progress(index: int, total: int, record: dict, elapsed: float) -> str:
     mine, base = record["torchnp_s"], record["baseline_s"]
+    rate = "" if record["gbps"] is None else f" ({record['gbps']:.1f} GB/s)"
     limit = "" if record["of_limit"] is None else f", {record['of_limit']:.2f} of limit"
-    limit += f" ({record['limit_gbps']:.1f} GB/s)"
+    limit += f" (limit {record['limit_gbps']:.1f} GB/s)"
     flag = (
         "" if record["agrees"] else "  RESULTS DISAGREE: " + "; ".join(record["disagreeing_ways"])
     )
     return (
-        f"[{index}/{total}] {record['name']}: torchnp {format_seconds(mine)}, "
+        f"[{index}/{total}] {record['name']}: torchnp {format_seconds(mine)}{rate}, "
         f"{record['baseline']} {format_seconds(base)} -> {record['speedup']:.2f}x{limit} "
         f"({elapsed:.1f} s){flag}"
     )
@@ -148,12 +162,14 @@ def run_benchmark(
     start = time.perf_counter()
     threads = torch.get_num_threads()
     limit = CopyLimit(limit_bytes, threads, repeat)
-    log(f"limit: {limit.method}, {threads} threads, timed with every case")
+    candidates = ", ".join(f"{k} {v:.1f} GB/s" for k, v in limit.first_gbps.items())
+    log(f"limit: {limit.method} at {plural(threads, 'thread')} (of {candidates})")
+    llc_bytes = last_level_cache_bytes()
     records = []
     try:
         for index, case in enumerate(cases, 1):
             gc.collect()  # the previous case's arrays are gone before this one allocates
-            records.append(run_case(case, sizes, repeat, limit))
+            records.append(run_case(case, sizes, repeat, limit, llc_bytes))
             log(_progress(index, len(cases), records[-1], time.perf_counter() - start))
     finally:
         limit.close()
@@ -172,13 +188,14 @@ def run_benchmark(
         "repeat": repeat,
         "limit": {
             "method": limit.method,
+            "winner": limit.winner,
             "array_bytes": limit.array_bytes,
             "threads": threads,
             "first_gbps": limit.first_gbps,
             "per_case_min_gbps": min(per_case),
             "per_case_max_gbps": max(per_case),
         },
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count()},
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "llc_bytes": llc_bytes},
         "wall_s": time.perf_counter() - start,
         "cases": records,
     }
