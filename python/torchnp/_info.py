@@ -14,8 +14,9 @@ from torchnp import _engines, _pool
 
 @dataclass(frozen=True)
 class Info:
-    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads, and the
-    recycling pool for large outputs (its limit and the idle bytes it holds)."""
+    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads (the calling
+    thread's torch.get_num_threads() and the helper threads the core's pool has started), and
+    the recycling pool for large outputs (its limit and the idle bytes it holds)."""
 
     engine: str
     fallback_reason: str | None
@@ -31,6 +32,7 @@ class Info:
     cpu_variants: tuple[str, ...] = field(default_factory=tuple)
     cpu_variant: str | None = None
     threads: int = 1
+    thread_pool_helpers: int = 0
     pool_limit_bytes: int = 0
     pool_cached_bytes: int = 0
 
@@ -72,12 +74,14 @@ def info() -> Info:
     build: dict = {}
     variants: tuple[str, ...] = ()
     active_variant = None
+    helpers = 0
     try:
         from torchnp import _C
 
         build = _C.build_info()
         variants = tuple(_C.cpu_variants())
         active_variant = _C.active_cpu_variant()
+        helpers = _C.pool_helpers()
     except ImportError:
         pass
     return Info(
@@ -95,6 +99,7 @@ def info() -> Info:
         cpu_variants=variants,
         cpu_variant=active_variant if engine.name == "native" else None,
         threads=torch.get_num_threads(),
+        thread_pool_helpers=helpers if engine.name == "native" else 0,
         pool_limit_bytes=_pool.POOL.limit,
         pool_cached_bytes=_pool.POOL.cached_bytes,
     )

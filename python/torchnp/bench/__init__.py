@@ -1,10 +1,12 @@
 """``python -m torchnp bench``: torchnp against the built-ins, as ratios to the copy limit.
 
 For each case it reports torchnp's time, the best built-in way (torch's or NumPy's, named), the
-bytes moved (read + written), ``speedup = baseline_s / torchnp_s`` and
-``of_limit = (bytes / torchnp_s) / limit``, where the limit is a large warm contiguous copy
-measured in the same run with the same thread count. Times are medians of ``--repeat`` runs after
-a warm-up call, the ways taking turns; fresh-output ways allocate a new result every run.
+bytes moved (read + written), ``speedup = baseline_s / torchnp_s``, the plans that ran and, for
+cases whose data exceeds the last-level cache, ``of_limit = (bytes / torchnp_s) / limit``, where
+the limit is the fastest large warm contiguous copy this machine has (np.copyto, split or not, or
+the core's own streaming copy) measured in the same run with the same thread count. Times are
+medians of ``--repeat`` runs after a warm-up call, the ways taking turns; fresh-output ways
+allocate a new result every run.
 """
 
 from __future__ import annotations
