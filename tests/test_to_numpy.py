@@ -542,6 +542,10 @@ def test_zero_tensor_converts_to_zeros(engine):
         r = torchnp.to_numpy(z, **kwargs)
         assert r.shape == (2, 3) and not r.any()
         assert r.dtype == np.dtype(kwargs.get("dtype", np.float32))
+        assert r.flags.owndata and r.flags.writeable and 0 not in r.strides  # not a broadcast
+    assert torchnp.to_numpy(z, order="F").flags.f_contiguous
+    e8m0 = torchnp.to_numpy(z, dtype=ml_dtypes.float8_e8m0fnu)  # cast like any source: 0 -> NaN
+    assert np.isnan(e8m0.astype(np.float32)).all()
     with pytest.raises(ValueError, match="ZeroTensor"):
         torchnp.to_numpy(z, copy=False)
 

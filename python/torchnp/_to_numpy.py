@@ -262,7 +262,9 @@ def to_numpy(
                 ["it is a ZeroTensor, with no memory to share"],
                 "Pass copy=None or copy=True to get its zeros.",
             )
-        t = torch.zeros(t.shape, dtype=t.dtype, device=t.device)
+        # One zero, broadcast: the engine writes the result (cast like any other source).
+        t = torch.zeros((), dtype=t.dtype, device=t.device).expand(t.shape)
+        copy = True  # a broadcast view is never the answer
     requested = parse_dtype(dtype) if dtype is not None else None
     source = _Source.of(t)  # raises TypeError for dtypes NumPy cannot hold
     stored = source.element.numpy
