@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The fast tier, `make test`: every run of CI takes it.
-#  1. the torch-free C++ core tests: release, ASan+UBSan, and the portable-only build;
+#  1. the torch-free C++ core tests: release, ASan+UBSan, the portable-only build, and the pool
+#     and slice tests under ThreadSanitizer;
 #  2. the native engine must have loaded (a silent fallback to Python fails here);
 #  3. pytest: every behavioural test on both engines (parametrised), the forced-Python and
 #     missing-binary processes included (tests/test_loader.py);
@@ -16,6 +17,7 @@ export PATH="$PWD/$VENV/bin:$PATH"  # cmake, ninja and python with NumPy for the
 
 stage "C++ core tests (release)" bash tests/cpp/build.sh release
 stage "C++ core tests (ASan + UBSan)" bash tests/cpp/build.sh asan
+stage "C++ pool and slice tests (ThreadSanitizer)" bash tests/cpp/build.sh tsan
 stage "C++ core tests (portable kernels only)" bash tests/cpp/build.sh portable
 
 "$PY" -m torchnp info

@@ -133,9 +133,12 @@ def values(t: torch.Tensor) -> np.ndarray:
 
 def negated(ref: np.ndarray, negate: int) -> np.ndarray:
     """The values with a sign-flip code applied (the core's Negate: 1 the real part, 2 the
-    imaginary part, 3 both; a real type has only its value), by NumPy's own ufuncs."""
+    imaginary part, 3 both; a real type has only a real part, which 2 leaves alone), by NumPy's
+    own ufuncs."""
     with np.errstate(all="ignore"):
         ref = native_copy(ref)
+        if not is_complex(ref.dtype) and negate == 2:
+            return ref
         if not is_complex(ref.dtype) or negate == 3:
             return np.asarray(np.negative(ref))
         if negate == 2:

@@ -36,6 +36,7 @@ NAMES = [
     "P8_from_numpy_bigendian",
     "P9_nchw_f32_to_nhwc_u8",
     "P10_tiny_zero_copy",
+    "P11_conj_c64",
 ]
 CASE_FIELDS = {
     "name": str,

@@ -182,3 +182,20 @@ def test_binding_refuses_a_dtype_code_that_does_not_fit_the_array():
         native._C.copy([0.0, 0.0], 12, False, np.zeros(2), 12, False)  # no silent temporary
     with pytest.raises(ValueError, match="negation"):
         native._C.copy(np.zeros(2, bool), 0, False, np.zeros(2, bool), 0, False, 3)
+
+
+def test_a_bool_has_no_sign_flip_in_either_engine(engine):
+    src = np.array([True, False])
+    dst = np.zeros(2, bool)
+    with pytest.raises(ValueError, match="no negation"):
+        _engines.active().copy(dst, src, 3)
+    assert not dst.any()  # nothing written
+
+
+@pytest.mark.parametrize("negate", [1, 2, 3])
+def test_real_types_have_only_a_real_part(engine, negate):
+    src = np.array([1.5, -2.0, 0.0], np.float32)
+    dst = np.empty_like(src)
+    _engines.active().copy(dst, src, negate)
+    expected = src if negate == 2 else -src  # a conjugate leaves a real number as it is
+    oracle.assert_same_bits(dst, expected, f"negate={negate}")

@@ -12,6 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import oracle
 import torchnp
 from test_core_copy import copy_problems
 from torchnp import _engines
@@ -99,6 +100,11 @@ def test_a_plan_refuses_memory_of_another_layout(native):
         plan.execute(np.empty((4, 3)), src.T)
     with pytest.raises(ValueError, match="planned layout"):
         plan.execute(np.empty((3, 4)), src[:, ::-1])
+    # Same sizes, other element types or byte order: the plan's kernels would misread them.
+    with pytest.raises(ValueError, match="element types"):
+        plan.execute(np.empty((3, 4)), src.astype(">f8"))
+    with pytest.raises(ValueError, match="element types"):
+        plan.execute(np.empty((3, 4), np.int64), src)
     with pytest.raises(ValueError, match="slice outside"):
         plan.execute(np.empty((3, 4)), src, 0, 13)
     with pytest.raises(ValueError, match="order"):
@@ -149,3 +155,53 @@ def test_slices_in_either_order_reproduce_the_whole_copy(native, problem, data, 
     for lo, hi in _cuts(data.draw, plan.numel):
         plan.execute(dst, src, lo, hi, order=order)
     assert np.array(dst, copy=True).tobytes() == whole.tobytes(), (order, plan)
+
+
+@st.composite
+def dense_permuted(draw, shape):
+    """An array over a dense buffer with the dims laid out in a random order and direction."""
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int16, np.uint8, np.complex64]))
+    perm = draw(st.permutations(range(len(shape))))
+    base = np.empty([shape[p] for p in perm], dtype)
+    a = base.transpose(np.argsort(perm)) if shape else base
+    flips = tuple(slice(None, None, -1) if draw(st.booleans()) else slice(None) for _ in shape)
+    return a[flips] if shape else a
+
+
+def _memory_rank(a: np.ndarray) -> np.ndarray:
+    """Each element's position in the array's memory order (its rank by byte address)."""
+    offsets = np.zeros(a.shape, np.int64)
+    for axis, stride in enumerate(a.strides):
+        shape = [1] * a.ndim
+        shape[axis] = a.shape[axis]
+        offsets = offsets + (np.arange(a.shape[axis]) * stride).reshape(shape)
+    ranks = np.empty(a.size, np.int64)
+    ranks[np.argsort(offsets.reshape(-1), kind="stable")] = np.arange(a.size)
+    return ranks.reshape(a.shape)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=0, max_size=4).map(tuple),
+    data=st.data(),
+    order=st.sampled_from(["destination", "source"]),
+)
+def test_a_slice_writes_exactly_the_elements_at_those_memory_positions(native, shape, data, order):
+    src = data.draw(dense_permuted(shape))
+    src[...] = np.arange(1, src.size + 1).reshape(src.shape).astype(src.dtype)
+    dst = data.draw(dense_permuted(shape))
+    sentinel = np.zeros((), dst.dtype)
+    plan = native.plan(dst, src)
+    n = plan.numel
+    lo = data.draw(st.integers(0, n))
+    hi = data.draw(st.integers(lo, n))
+    dst[...] = sentinel
+    plan.execute(dst, src, lo, hi, order=order)
+    rank = _memory_rank(dst if order == "destination" else src)
+    inside = (rank >= lo) & (rank < hi)
+    expected = np.where(inside, oracle.cast(src, dst.dtype), sentinel)
+    np.testing.assert_array_equal(dst, expected)

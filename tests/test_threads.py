@@ -150,6 +150,44 @@ def test_forked_child_converts_after_the_parent_used_the_pool(native):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_is_converting(native):
+    # The fork lands at any point of another thread's threaded copy (the pool busy, a helper in
+    # a chunk, the pool's lock held): the child's pool starts fresh all the same.
+    src = np.arange(BIG, dtype=np.float32)
+    t = torch.from_numpy(src)
+    stop = threading.Event()
+
+    def convert_forever() -> None:
+        out = np.empty_like(src)
+        while not stop.is_set():
+            torchnp.to_numpy(t, out=out)
+
+    with torch_threads(2):
+        worker = threading.Thread(target=convert_forever)
+        worker.start()
+        try:
+            statuses = []
+            for _ in range(5):
+                time.sleep(0.01)
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        signal.alarm(60)
+                        ok = np.array_equal(torchnp.to_numpy(torch._neg_view(t), copy=True), -src)
+                        code = 0 if ok else 2
+                    finally:
+                        os._exit(code)
+                statuses.append(_wait(pid, 90))
+        finally:
+            stop.set()
+            worker.join()
+    assert all(s is not None and os.WIFEXITED(s) and os.WEXITSTATUS(s) == 0 for s in statuses), (
+        statuses
+    )
+
+
 def test_no_openmp_in_the_binary(native):
     assert native._C.build_info()["parallel"] == "torchnp thread pool"
     so = glob.glob(os.path.join(os.path.dirname(native._C.__file__), "_C*.so"))[0]

@@ -406,6 +406,20 @@ def test_order_not_matching_layout_copies_or_refuses(engine):
 # ---------------------------------------------------------------------------- out=
 
 
+def test_out_writing_one_element_several_times_keeps_the_last_write(engine):
+    # A writable broadcast out= (stride 0): the last element of each row wins, as np.copyto
+    # does, on every engine and thread count (no race between threads).
+    t = torch.arange(2 * 300_000, dtype=torch.float32).reshape(2, 300_000)
+    base = np.zeros(2, np.float32)
+    out = np.lib.stride_tricks.as_strided(base, (2, 300_000), (4, 0), writeable=True)
+    for _ in range(5):
+        torchnp.to_numpy(t, out=out)
+        np.testing.assert_array_equal(base, t[:, -1].numpy())
+    reference = np.zeros(2, np.float32)
+    np.copyto(np.lib.stride_tricks.as_strided(reference, (2, 300_000), (4, 0), writeable=True), t)
+    np.testing.assert_array_equal(base, reference)
+
+
 def test_out_strided_slice_of_bigger_array(engine):
     big = np.full((6, 10), -1.0)
     out = big[1:4, 8:0:-3]

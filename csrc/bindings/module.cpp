@@ -123,21 +123,21 @@ const char* method_name(core::Method m) {
 struct PyPlan {
   core::Plan plan;
   std::vector<int64_t> shape, dst_strides, src_strides;
-  int dst_dtype, src_dtype;
-  bool dst_swapped, src_swapped;
+  py::dtype dst_dtype, src_dtype;  // byte order included: the plan's kernels assume them
 
   int execute(const py::array& dst, const py::array& src, py::object begin, py::object end,
               const std::string& order) const {
     check_pair(dst, src);
     const auto matches = [](const py::array& a, const std::vector<int64_t>& strides,
-                            int code) {
+                            const py::dtype& dtype) {
       return std::equal(strides.begin(), strides.end(), strides_of(a).begin()) &&
-             a.itemsize() == core::itemsize(static_cast<core::ScalarType>(code));
+             a.dtype().attr("__eq__")(dtype).cast<bool>();
     };
     if (static_cast<size_t>(dst.ndim()) != shape.size() ||
         !std::equal(shape.begin(), shape.end(), reinterpret_cast<const int64_t*>(dst.shape())) ||
         !matches(dst, dst_strides, dst_dtype) || !matches(src, src_strides, src_dtype)) {
-      throw std::invalid_argument("torchnp._C: these arrays do not have the planned layout");
+      throw std::invalid_argument(
+          "torchnp._C: these arrays do not have the planned layout and element types");
     }
     const auto* s = static_cast<const char*>(src.data());
     auto* d = static_cast<char*>(const_cast<void*>(dst.data()));
@@ -232,10 +232,8 @@ PYBIND11_MODULE(_C, m) {
                  std::vector<int64_t>(dst.shape(), dst.shape() + dst.ndim()),
                  std::vector<int64_t>(strides_of(dst).begin(), strides_of(dst).end()),
                  std::vector<int64_t>(strides_of(src).begin(), strides_of(src).end()),
-                 dst_dtype,
-                 src_dtype,
-                 dst_swapped,
-                 src_swapped};
+                 dst.dtype(),
+                 src.dtype()};
         return p;
       },
       py::arg("dst").noconvert(), py::arg("dst_dtype"), py::arg("dst_swapped"),

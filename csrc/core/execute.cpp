@@ -53,30 +53,36 @@ void run_inner(const Plan& p, const char* src, int64_t ss, char* dst, int64_t ds
   constexpr int64_t kChunk = 256;  // elements; 2 x 4 KiB of stack at 16-byte elements
   alignas(64) char bs[kChunk * 16];
   alignas(64) char bd[kChunk * 16];
+  // Runs a stage with its unit-stride version where both sides are dense (always between
+  // buffers, often at the ends).
+  auto stage = [&](StridedLoop any, StridedLoop unit, const char* s, int64_t s_stride, int64_t s_size,
+                   char* d, int64_t d_stride, int64_t d_size, int64_t m) {
+    (s_stride == s_size && d_stride == d_size ? unit : any)(s, s_stride, d, d_stride, m);
+  };
   for (int64_t k = 0; k < n; k += kChunk) {
     const int64_t m = std::min(kChunk, n - k);
     const char* s = src + k * ss;
     int64_t s_stride = ss;
     char* d = dst + k * ds;
     if (op.swap_src != nullptr) {
-      op.swap_src(s, s_stride, swap_last ? d : bs, swap_last ? ds : es, m);
+      stage(op.swap_src, op.swap_src_unit, s, s_stride, es, swap_last ? d : bs,
+            swap_last ? ds : es, es, m);
       s = bs;
       s_stride = es;
     }
     if (op.negate != nullptr) {
-      op.negate(s, s_stride, negate_last ? d : bs, negate_last ? ds : es, m);
+      stage(op.negate, op.negate_unit, s, s_stride, es, negate_last ? d : bs,
+            negate_last ? ds : es, es, m);  // in place when s is already the buffer
       s = bs;
       s_stride = es;
     }
     if (op.convert != nullptr) {
-      char* target = convert_last ? d : bd;
-      const int64_t t_stride = convert_last ? ds : ed;
-      (s_stride == es && t_stride == ed ? op.convert_unit : op.convert)(s, s_stride, target,
-                                                                        t_stride, m);
+      stage(op.convert, op.convert_unit, s, s_stride, es, convert_last ? d : bd,
+            convert_last ? ds : ed, ed, m);
       s = bd;
       s_stride = ed;
     }
-    if (op.swap_dst != nullptr) op.swap_dst(s, s_stride, d, ds, m);
+    if (op.swap_dst != nullptr) stage(op.swap_dst, op.swap_dst_unit, s, s_stride, ed, d, ds, ed, m);
   }
 }
 

@@ -39,10 +39,11 @@ bool effective_swap(ScalarType t, bool swapped) {
   return swapped && itemsize(t) / components(t) > 1;
 }
 
-// Real types have one component: any flip negates it.
+// Real types have one component, the real part: negating the imaginary part (a conjugate) does
+// nothing to them, anything that negates the real part negates the value.
 Negate effective_negate(ScalarType t, Negate n) {
-  if (n == Negate::kNone || components(t) == 2) return n;
-  return Negate::kReal;
+  if (components(t) == 2) return n;
+  return (n == Negate::kReal || n == Negate::kBoth) ? Negate::kReal : Negate::kNone;
 }
 
 int swap_index(ScalarType t) { return log2_part(itemsize(t) / components(t)) - 1; }
@@ -73,15 +74,22 @@ InnerOp make_inner(const Plan& p, const KernelSet& ks) {
     return op;
   }
   if (p.src_swapped) {
-    op.swap_src = ks.swap_strided[swap_index(p.src_dtype)][components(p.src_dtype) - 1];
+    const int lg = swap_index(p.src_dtype), parts = components(p.src_dtype) - 1;
+    op.swap_src = ks.swap_strided[lg][parts];
+    op.swap_src_unit = ks.swap_contig[lg][parts];
   }
-  if (p.negate != Negate::kNone) op.negate = ks.negate_strided[s][neg];
+  if (p.negate != Negate::kNone) {
+    op.negate = ks.negate_strided[s][neg];
+    op.negate_unit = ks.negate_contig[s][neg];
+  }
   if (!same_type) {
     op.convert = ks.strided[s][d];
     op.convert_unit = ks.contig[s][d];
   }
   if (p.dst_swapped) {
-    op.swap_dst = ks.swap_strided[swap_index(p.dst_dtype)][components(p.dst_dtype) - 1];
+    const int lg = swap_index(p.dst_dtype), parts = components(p.dst_dtype) - 1;
+    op.swap_dst = ks.swap_strided[lg][parts];
+    op.swap_dst_unit = ks.swap_contig[lg][parts];
   }
   return op;
 }
@@ -327,6 +335,12 @@ Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand
   const int64_t traffic = p.numel * (es + ed);
   const int64_t chunks = ceil_div(work_units(p), p.grain);
   p.threads = traffic < kInlineBytes ? 1 : static_cast<int>(std::clamp<int64_t>(threads, 1, chunks));
+  // A destination dim with stride 0 writes one element several times (a writable broadcast
+  // out=): one thread in canonical order, so that the last write wins as in NumPy, instead of a
+  // race between threads.
+  for (int k = 0; k < p.ndim; ++k) {
+    if (p.dst_strides[k] == 0) p.threads = 1;
+  }
   return p;
 }
 

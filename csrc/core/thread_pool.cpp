@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "core/torchnp_core.h"
@@ -65,9 +66,13 @@ class Pool {
   int run(int64_t n, int64_t grain, int threads, RangeFn body);
   int helpers();
   void set_gate(bool closed);
+  void fail_spawns(int n) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    fail_spawns_ = n;
+  }
 
  private:
-  void ensure_helpers(int count);  // mu_ held
+  int ensure_helpers(int count);  // mu_ held; returns the helpers there are (<= count if short)
   void helper_main(uint64_t seen);
   int64_t work(const Job& job);
   bool claim(uint32_t generation, int64_t chunks, int64_t* chunk);
@@ -80,6 +85,7 @@ class Pool {
   Job job_;                       // the current job (guarded by mu_)
   uint64_t generation_ = 0;       // guarded by mu_
   int wanted_ = 0;                // helpers still wanted for the current job (guarded by mu_)
+  int fail_spawns_ = 0;           // test hook: helper starts to fail (guarded by mu_)
   std::atomic<uint64_t> published_{0};  // generation_, for helpers polling without the lock
   std::atomic<uint64_t> claim_{0};
   std::atomic<int64_t> remaining_{0};
@@ -102,22 +108,27 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body) {
     body(0, n);  // alone: small work, one thread asked for, or the pool is taken
     return 1;
   }
+  struct Release {  // the pool is free again however this call ends
+    std::atomic<bool>& busy;
+    ~Release() { busy.store(false, std::memory_order_release); }
+  } release{busy_};
   Job job;
+  int helpers = 0;
   {
     const std::lock_guard<std::mutex> lock(mu_);
-    ensure_helpers(threads - 1);
+    helpers = std::min(threads - 1, ensure_helpers(threads - 1));
     ++generation_;
     job = Job{&body, n, grain, chunks, static_cast<uint32_t>(generation_)};
     job_ = job;
-    wanted_ = threads - 1;
+    wanted_ = helpers;
     remaining_.store(chunks, std::memory_order_relaxed);
     participants_.store(0, std::memory_order_relaxed);
     claim_.store(uint64_t{job.generation} << 32, std::memory_order_release);
     published_.store(generation_, std::memory_order_release);
   }
-  if (threads == 2) {
+  if (helpers == 1) {
     wake_.notify_one();
-  } else {
+  } else if (helpers > 1) {
     wake_.notify_all();
   }
   work(job);
@@ -127,9 +138,7 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body) {
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, finished);
   }
-  const int ran = participants_.load(std::memory_order_acquire);
-  busy_.store(false, std::memory_order_release);
-  return ran;
+  return participants_.load(std::memory_order_acquire);
 }
 
 bool Pool::claim(uint32_t generation, int64_t chunks, int64_t* chunk) {
@@ -177,22 +186,35 @@ void Pool::helper_main(uint64_t seen) {
   }
 }
 
-void Pool::ensure_helpers(int count) {
-  if (started_ >= count) return;
+int Pool::ensure_helpers(int count) {
+  if (started_ >= count) return started_;
   // Helpers take no signals: a process-directed signal (Ctrl-C) goes to a thread that runs
-  // Python, and no helper is ever interrupted in the middle of a chunk.
+  // Python, and no helper is ever interrupted in the middle of a chunk. The caller's own mask
+  // comes back however the spawning ends.
   sigset_t all, previous;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &previous);
+  struct Restore {
+    sigset_t mask;
+    ~Restore() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{previous};
   for (; started_ < count; ++started_) {
-    std::thread([this, seen = generation_] {
+    try {
+      if (fail_spawns_ > 0) {
+        --fail_spawns_;
+        throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again));
+      }
+      std::thread([this, seen = generation_] {
 #if defined(__linux__)
-      pthread_setname_np(pthread_self(), "torchnp-pool");
+        pthread_setname_np(pthread_self(), "torchnp-pool");
 #endif
-      helper_main(seen);
-    }).detach();
+        helper_main(seen);
+      }).detach();
+    } catch (const std::system_error&) {
+      break;  // no thread to be had (a pid limit): the copy runs on the threads there are
+    }
   }
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return started_;
 }
 
 int Pool::helpers() {
@@ -249,6 +271,8 @@ int parallel_for(int64_t n, int64_t grain, int threads, RangeFn body) {
 int pool_helpers() { return pool().helpers(); }
 
 void set_pool_gate(bool closed) { pool().set_gate(closed); }
+
+void fail_pool_spawns(int n) { pool().fail_spawns(n); }
 
 int parallel_probe(int64_t units, int threads) {
   std::mutex mu;

@@ -50,7 +50,8 @@ const char* scalar_type_short(ScalarType t);   // kernel-name spelling, e.g. "bf
 
 // The components of every source element to negate on the way: torch's conjugate bit negates
 // the imaginary part, its negative bit both parts (of a real type: the value), both bits the
-// real part only. For real types only kReal / kBoth mean anything (both negate the value).
+// real part only. A real type has only a real part: kReal and kBoth negate it, kImag (the
+// conjugate of a real number) leaves it as it is.
 enum class Negate : uint8_t { kNone = 0, kReal = 1, kImag = 2, kBoth = 3 };
 
 // One side of a copy: where element (0, ..., 0) is, its element type and byte order, and its
@@ -78,12 +79,13 @@ using TransposeLoop = void (*)(const char* src, int64_t src_stride_j, char* dst,
 // The 1-D operation of flat and strided plans, as the stages it fuses. Each stage that is set
 // runs, in this order, over chunks of 256 elements kept in L1 buffers between stages (NumPy's
 // buffered casts); when only one stage is set it runs straight from source to destination.
+// Each stage has a version for any strides and one for unit strides on both sides (the one a
+// stage runs between L1 buffers, vectorised).
 struct InnerOp {
-  StridedLoop swap_src = nullptr;      // source bytes -> native order
-  StridedLoop negate = nullptr;        // sign flips, in the source type (any strides)
-  StridedLoop convert = nullptr;       // the cast, or a bit copy for equal types (any strides)
-  StridedLoop convert_unit = nullptr;  // the same with unit strides on both sides
-  StridedLoop swap_dst = nullptr;      // native order -> destination bytes
+  StridedLoop swap_src = nullptr, swap_src_unit = nullptr;  // source bytes -> native order
+  StridedLoop negate = nullptr, negate_unit = nullptr;      // sign flips, in the source type
+  StridedLoop convert = nullptr, convert_unit = nullptr;    // the cast (equal types: bit copy)
+  StridedLoop swap_dst = nullptr, swap_dst_unit = nullptr;  // native order -> destination bytes
   // Identical bytes on both sides: flat plans run std::memcpy, or this non-temporal byte copy
   // (n counts bytes) when streaming.
   bool memcpy = false;
@@ -105,13 +107,16 @@ enum class Method : uint8_t {
 
 struct Plan {
   // The copy in canonical form: size-1 dims dropped, dims contiguous in both operands merged,
-  // destination strides made positive (both operands walk such a dim backwards), loops ordered
-  // outermost first by the destination's strides (ties: the source's); for transposes the dim
-  // that is unit-stride in the source sits just before the last.
+  // negative destination strides flipped (both operands walk such a dim backwards), loops
+  // ordered outermost first by the destination's strides (ties: the source's); for transposes
+  // the dim that is unit-stride in the source sits just before the last.
   int ndim = 0;
   std::array<int64_t, kMaxDims> shape{};
   std::array<int64_t, kMaxDims> src_strides{};  // bytes
-  std::array<int64_t, kMaxDims> dst_strides{};  // bytes, all > 0
+  // Bytes, all >= 0. A 0 (a destination that writes one element several times, e.g. a
+  // writable broadcast) makes the plan run on one thread, in canonical order: the last write
+  // wins, as in NumPy.
+  std::array<int64_t, kMaxDims> dst_strides{};
   int64_t numel = 0;
   // From each operand's `data` to the element at canonical index (0, ..., 0), in bytes.
   int64_t src_offset = 0, dst_offset = 0;
@@ -170,10 +175,13 @@ int execute(const Plan& plan, const char* src, char* dst, Slice slice);
 // ---- threads -------------------------------------------------------------------------------
 
 // The core's worker pool (thread_pool.h) as seen from outside: how many helper threads it has
-// started, and a gate for deterministic tests: while closed, a helper that wakes for a job
-// waits at the gate instead of joining, so the calling thread must finish the job alone.
+// started, and hooks for deterministic tests: while the gate is closed, a helper that wakes for
+// a job waits at the gate instead of joining, so the calling thread must finish the job alone;
+// fail_pool_spawns(n) makes the next n helper starts fail as a pid limit would (a copy then runs
+// on the threads there are).
 int pool_helpers();
 void set_pool_gate(bool closed);
+void fail_pool_spawns(int n);
 
 // The number of distinct threads that run `units` one-unit tasks of at most `threads` threads,
 // each task waiting (up to a second) for the others to arrive: a probe of the pool's reach.

@@ -42,9 +42,12 @@ def read_table(path: Path | None = None) -> tuple[Row, ...]:
     path = table_path() if path is None else path
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        match = _ROW.match(line.strip())
+        line = line.strip()
+        if not line.startswith("TORCHNP_ELEMENT_TYPE("):
+            continue  # comments and blank lines
+        match = _ROW.match(line)
         if match is None:
-            continue
+            raise ValueError(f"{path}:{number}: a row must be exactly TORCHNP_ELEMENT_TYPE(...)")
         fields = [f.strip() for f in match["fields"].split(",")]
         if len(fields) != len(_FIELDS):
             raise ValueError(f"{path}:{number}: expected {len(_FIELDS)} fields, got {len(fields)}")

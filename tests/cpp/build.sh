@@ -3,6 +3,7 @@
 #   tests/cpp/build.sh            release build (-O2), run tests
 #   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
 #   tests/cpp/build.sh portable   portable kernels only (no per-ISA files), run tests
+#   tests/cpp/build.sh tsan       ThreadSanitizer: the pool and slice tests (test_core --pool-only)
 #   tests/cpp/build.sh release --big   also a copy of 2^31 + 4099 elements (2 GiB destination)
 #   $BUILD_DIR/bench_core [threads] [variant]   micro-benchmark (after a build)
 #   BUILD_DIR=... to choose where (default build/cpp-<mode> in the checkout), NO_RUN=1 to only build.
@@ -16,17 +17,24 @@ oracle=${ORACLE:-$root/build/cpp-oracle.bin}
 san=OFF
 portable=OFF
 btype=Release
+extra=()
 case $mode in
   release) ;;
   asan) san=ON; btype=RelWithDebInfo ;;
   portable) portable=ON ;;
-  *) echo "usage: $0 [release|asan|portable] [--big]" >&2; exit 2 ;;
+  tsan) btype=RelWithDebInfo; extra=(-DCMAKE_CXX_FLAGS=-fsanitize=thread
+                                    -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread) ;;
+  *) echo "usage: $0 [release|asan|portable|tsan] [--big]" >&2; exit 2 ;;
 esac
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$btype -DTORCHNP_SANITIZE=$san \
   -DTORCHNP_PORTABLE_ONLY=$portable -DCMAKE_CXX_FLAGS_RELEASE="-O2" \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" "${extra[@]}" >/dev/null
 cmake --build "$build"
 if [[ -n ${NO_RUN:-} ]]; then exit 0; fi
+if [[ $mode == tsan ]]; then
+  TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" "$build/test_core" --pool-only
+  exit
+fi
 # Regenerate when the generator or the element-type table changed (or NumPy/ml_dtypes did:
 # delete the file).
 if [[ ! -f $oracle || $here/gen_oracle.py -nt $oracle || $root/csrc/core/element_types.def -nt $oracle ]]; then

@@ -39,7 +39,9 @@ void reference_cast(ScalarType src_type, bool src_swapped, const char* src, Scal
   if (src_swapped) swap_components(src_type, in);
   const int s = static_cast<int>(src_type);
   int mode = static_cast<int>(negate);
-  if (components(src_type) == 1 && mode != 0) mode = static_cast<int>(Negate::kReal);
+  if (components(src_type) == 1) {  // a real type: only a real part (conj changes nothing)
+    mode = (negate == Negate::kReal || negate == Negate::kBoth) ? static_cast<int>(Negate::kReal) : 0;
+  }
   if (mode != 0) ks.negate_strided[s][mode - 1](in, 0, in, 0, 1);
   ks.strided[s][static_cast<int>(dst_type)](in, 0, out, 0, 1);
   if (dst_swapped) swap_components(dst_type, out);

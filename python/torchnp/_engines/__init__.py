@@ -78,7 +78,26 @@ def load_native() -> tuple[NativeEngine | None, str | None]:
     reason = incompatibility(_C.build_info(), torch.__version__, torch.version.cuda)
     if reason:
         return None, reason
+    reason = _table_mismatch(_C)
+    if reason:
+        return None, reason
     return NativeEngine(_C), None
+
+
+def _table_mismatch(module) -> str | None:
+    """Why the binary's element types differ from the table the Python side read, or None (a
+    binary left over from an older build would otherwise read every type code wrongly)."""
+    from torchnp._dtypes import _ELEMENT_TYPES
+
+    ours = [(e.code, e.name, e.numpy.itemsize) for e in _ELEMENT_TYPES]
+    built = [tuple(row) for row in module.element_types()]
+    if built != ours:
+        return (
+            "torchnp._C was built from another element-type table than the installed "
+            "element_types.def; rebuild torchnp (pip install --no-build-isolation "
+            "--force-reinstall --no-deps torchnp)"
+        )
+    return None
 
 
 ENGINE_ENV = "TORCHNP_ENGINE"

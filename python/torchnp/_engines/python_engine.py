@@ -15,11 +15,22 @@ from torchnp._engines.base import Engine, Negate
 _NO_SIGN_BIT = frozenset(("float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"))
 
 
+def effective_negate(components: int, negate: int) -> int:
+    """The Negate code that applies to a type (the core's rule): a real type has only a real
+    part, so a conjugate (IMAG) leaves it alone and REAL or BOTH negate it."""
+    if components == 2:
+        return negate
+    return Negate.REAL if negate in (Negate.REAL, Negate.BOTH) else Negate.NONE
+
+
 def negate_in_place(a: np.ndarray, negate: int) -> None:
     """Apply a Negate code to a C-contiguous, native-order array, as the core's kernels do."""
+    element, _ = element_type_of_numpy(a.dtype)
+    if element.name == "bool" and negate != Negate.NONE:
+        raise ValueError("torchnp: a bool has no negation")
+    negate = effective_negate(element.components, negate)
     if negate == Negate.NONE or a.size == 0:
         return
-    element, _ = element_type_of_numpy(a.dtype)
     flat = a.reshape(-1)
     if a.dtype.kind in "iu" or element.name in _NO_SIGN_BIT:
         np.negative(flat, out=flat)  # two's complement wrap; ml_dtypes' rule for the others
@@ -48,12 +59,12 @@ class PythonEngine(Engine):
         # engines must behave the same.
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            element, _ = element_type_of_numpy(src.dtype)
             if negate != Negate.NONE:
                 flipped = np.empty(src.shape, src.dtype.newbyteorder("="))
                 np.copyto(flipped, src)
                 negate_in_place(flipped, negate)
                 src = flipped
-            element, _ = element_type_of_numpy(src.dtype)
             if dst.dtype.kind == "b" and element.name == "complex32":
                 # ml_dtypes 0.6 casts complex32 -> bool through the real part truncated to an
                 # integer (0.5+0j and 1j give False); torchnp keeps NumPy's complex rule (True

@@ -48,7 +48,7 @@ class Sizes:
 
 
 PROFILES = {
-    # PERFORMANCE.md's sizes: 8192² transpose, (64,3,224,224) images, 64 Mi-element flat arrays.
+    # The yardstick's sizes: 8192² transpose, (64,3,224,224) images, 64 Mi-element flat arrays.
     "full": Sizes(flat=1 << 26, side=8192, nchw=(64, 3, 224, 224)),
     # Every working set still well past the 32 MiB L3 of the development machine.
     "quick": Sizes(flat=1 << 24, side=4096, nchw=(64, 3, 224, 224)),
@@ -279,6 +279,22 @@ def _p9(s: Sizes) -> Prepared:
     )
 
 
+def _p11(s: Sizes) -> Prepared:
+    # A tensor carrying torch's conjugate bit (what t.conj() returns): the bit is resolved in the
+    # same pass that copies. NumPy's way starts from the array of the unconjugated data.
+    base = _rand(s.flat // 2, torch.complex64)
+    t = base.conj()
+    a = base.numpy()
+    return Prepared(
+        (
+            Way(TORCHNP, "torchnp.to_numpy(t)  # t.is_conj()", lambda: torchnp.to_numpy(t)),
+            Way(TORCH, "t.resolve_conj().numpy()", lambda: t.resolve_conj().numpy()),
+            Way(NUMPY, "np.conjugate(a)", lambda: np.conjugate(a)),
+        ),
+        2 * t.nbytes,
+    )
+
+
 def _p10(s: Sizes) -> Prepared:
     t = _rand(s.tiny)
     return Prepared(
@@ -304,6 +320,7 @@ CASES: tuple[Case, ...] = (
     Case("P8_from_numpy_bigendian", "big-endian f32 -> native tensor", _p8),
     Case("P9_nchw_f32_to_nhwc_u8", "f32 NCHW tensor -> NHWC uint8 array", _p9),
     Case("P10_tiny_zero_copy", "16-element tensor, zero-copy view (per call)", _p10),
+    Case("P11_conj_c64", "complex64 tensor with the conjugate bit -> array", _p11),
 )
 
 

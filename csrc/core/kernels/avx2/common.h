@@ -30,7 +30,7 @@ inline __m128i low_bytes_x16(__m256i a, __m256i b) {
 }
 
 // float bits -> bfloat16 in the low half of each lane: round to nearest even on the bits,
-// NaN -> 0x7fc0 with the sign kept (as f32_to_bf16 in numeric.h).
+// NaN -> 0x7fc0 with the sign kept (as f32_to_bf16 in numeric-inl.h).
 inline __m256i bf16_round(__m256i x) {
   const __m256i abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff));
   const __m256i is_nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));

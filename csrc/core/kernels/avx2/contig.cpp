@@ -110,7 +110,7 @@ struct F32ToF64 {
 };
 
 // float -> 8-bit integer: cvttps2dq gives the x86 "integer indefinite" for NaN / out of range,
-// exactly cvtt32 of numeric.h; then keep the low byte (wrap-around, not saturation).
+// exactly cvtt32 of numeric-inl.h; then keep the low byte (wrap-around, not saturation).
 template <class Dst>
 struct F32ToByte {
   using S = float;
@@ -252,7 +252,7 @@ void swap_elems(const char* s, int64_t, char* d, int64_t, int64_t n) {
 
 }  // namespace
 
-void install_transposes(KernelSet& ks);  // transpose_avx2.cpp
+void install_transposes(KernelSet& ks);  // kernels/avx2/transpose.cpp
 
 void install_vectorised(KernelSet& ks) {
   auto set = [&]<class K>(K) {

@@ -63,7 +63,7 @@ struct StreamF32 {
     }
   }
 };
-struct StoreU8 {  // float -> uint8 / int8: cvtt32 then the low byte (numeric.h float_to_int)
+struct StoreU8 {  // float -> uint8 / int8: cvtt32 then the low byte (numeric-inl.h float_to_int)
   static constexpr bool kStreaming = false;
   static void rows(const __m256 r[8], char* d, int64_t ds_i) {
     for (int c = 0; c < 8; c += 2) {
