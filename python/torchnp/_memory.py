@@ -150,13 +150,13 @@ def memory_order_permutation(shape: Sequence[int], strides: Sequence[int]) -> li
 
 
 def empty_in_order(
-    shape: Sequence[int], strides: Sequence[int], dtype: np.dtype, order: str
+    shape: Sequence[int], strides: Sequence[int] | None, dtype: np.dtype, order: str
 ) -> np.ndarray:
     """A fresh uninitialised array of `shape` in `order`, that shares no memory.
 
     order 'K' lays the dims out in the memory order of `strides` (memory_order_permutation, so a
-    transposed source gives an F-ordered result); 'C'/'F' as in NumPy ('A' is resolved by the
-    caller).
+    transposed source gives an F-ordered result; needed only for 'K'); 'C'/'F' as in NumPy ('A'
+    is resolved by the caller).
     """
     if order == "C":
         return empty_in_memory_order(shape, None, dtype)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from torchnp import _engines, _policy
 from torchnp._dtypes import (
     DTypeLike,
-    ElementType,
     default_numpy_dtype,
     element_type_of_torch,
     parse_dtype,
@@ -89,25 +86,16 @@ def _readable(tensor: object) -> torch.Tensor:
     return tensor.detach()
 
 
-@dataclass(frozen=True, slots=True)
 class _Source:
-    """What the policy needs to know about a readable tensor, read off it once."""
+    """What the policy needs to know about a readable tensor, read off it once.
 
-    plain: torch.Tensor  # the same memory without conj/neg bits (what an engine reads)
-    element: ElementType
-    shape: tuple[int, ...]
-    strides: tuple[int, ...]  # bytes
-    on_cpu: bool
-    conj: bool
-    neg: bool
+    A plain class with slots: this is built on every copying call, where a frozen dataclass or
+    an enum would cost microseconds of a small call's budget.
+    """
 
-    @property
-    def negate(self) -> Negate:
-        """The sign flips that resolve the conj/neg bits."""
-        return Negate.of_bits(self.conj, self.neg)
+    __slots__ = ("conj", "element", "neg", "negate", "on_cpu", "plain", "shape", "tensor")
 
-    @staticmethod
-    def of(t: torch.Tensor) -> _Source:
+    def __init__(self, t: torch.Tensor) -> None:
         conj, neg = t.is_conj(), t.is_neg()
         plain = t.conj() if conj else t  # a view of the same memory without the bit
         plain = torch._neg_view(plain) if neg else plain  # the only way to drop the neg bit
@@ -118,21 +106,29 @@ class _Source:
                 "negation (torch's resolve_neg refuses it too); drop the bit with "
                 "torch._neg_view(t) if its values are what you want"
             )
-        itemsize = element.numpy.itemsize
-        return _Source(
-            plain,
-            element,
-            tuple(t.shape),
-            tuple(s * itemsize for s in t.stride()),
-            t.is_cpu,
-            conj,
-            neg,
-        )
+        self.tensor = t
+        self.plain = plain  # what an engine reads
+        self.element = element
+        self.shape = tuple(t.shape)
+        self.on_cpu = t.is_cpu
+        self.conj = conj
+        self.neg = neg
+        # The sign flips that resolve the bits (a Negate code): neg both parts, conj the
+        # imaginary one.
+        self.negate = (Negate.BOTH if neg else 0) ^ (Negate.IMAG if conj else 0)
+
+    @property
+    def strides(self) -> list[int]:
+        """Byte strides (only copies into a fresh result and order 'F'/'A' ask)."""
+        itemsize = self.element.numpy.itemsize
+        return [s * itemsize for s in self.tensor.stride()]
 
     def layout_fits(self, order: str) -> bool:
-        if order in ("C", "F"):
+        if order == "C":
+            return self.tensor.is_contiguous()  # torch, like NumPy, ignores size-1 dims' strides
+        if order == "F":
             itemsize = self.element.numpy.itemsize
-            return _policy.is_contiguous(self.shape, self.strides, itemsize, order == "F")
+            return _policy.is_contiguous(self.shape, self.strides, itemsize, True)
         return True
 
     def shareable(self, target: np.dtype, order: str) -> bool:
@@ -163,10 +159,7 @@ class _Source:
         """'A' resolved the way NumPy does: F for an F-contiguous, non-C-contiguous tensor."""
         if order != "A":
             return order
-        itemsize = self.element.numpy.itemsize
-        f_only = _policy.is_contiguous(
-            self.shape, self.strides, itemsize, True
-        ) and not _policy.is_contiguous(self.shape, self.strides, itemsize)
+        f_only = self.layout_fits("F") and not self.layout_fits("C")
         return "F" if f_only else "C"
 
 
@@ -266,7 +259,7 @@ def to_numpy(
         t = torch.zeros((), dtype=t.dtype, device=t.device).expand(t.shape)
         copy = True  # a broadcast view is never the answer
     requested = parse_dtype(dtype) if dtype is not None else None
-    source = _Source.of(t)  # raises TypeError for dtypes NumPy cannot hold
+    source = _Source(t)  # raises TypeError for dtypes NumPy cannot hold
     stored = source.element.numpy
 
     if out is not None:
@@ -291,7 +284,9 @@ def to_numpy(
 
     engine = _engines.active()
     if out is None:
-        out = empty_in_order(source.shape, source.strides, target, source.order_of_copy(order))
+        order = source.order_of_copy(order)
+        strides = source.strides if order == "K" else None
+        out = empty_in_order(source.shape, strides, target, order)
         may_overlap = False
     else:
         may_overlap = True
