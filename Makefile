@@ -1,9 +1,9 @@
-# The two commands of the README (demo, test), and the longer local budgets (deep). Each sets
-# up .venv (idempotent) first.
+# The two commands of the README (demo, test), the longer local budgets (deep) and the wheel +
+# sdist (wheel, into dist/). Each sets up .venv (idempotent) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo bench test deep
+.PHONY: setup demo bench test deep wheel
 
 setup:
 	bash scripts/setup.sh
@@ -21,3 +21,6 @@ test: setup
 
 deep: setup
 	bash scripts/deep.sh
+
+wheel: setup
+	bash scripts/wheel.sh --sdist

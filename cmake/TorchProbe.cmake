@@ -1,14 +1,13 @@
-# Describe the installed torch to CMake the way torch.utils.cpp_extension does: include paths,
-# library dir, C++ ABI flag, version. Defines the imported target torchnp::torch (torch's
-# headers, c10 and torch_cpu, where the stable C shim lives) and the variables
+# Describe the installed torch to CMake from Python: where its headers and libraries are, and
+# its version. Defines the imported target torchnp::torch_stable (torch's include folder, for its
+# stable C headers only, and libtorch_cpu, where the stable C shim lives) and the variables
 # TORCHNP_TORCH_VERSION ("2.13") and TORCHNP_TORCH_CUDA ("" or "13.0").
 execute_process(
   COMMAND "${Python3_EXECUTABLE}" -c [=[
 import os, torch
-from torch.utils import cpp_extension as ce
-print("includes=" + "|".join(ce.include_paths()))
-print("libdir=" + os.path.join(os.path.dirname(torch.__file__), "lib"))
-print("abi=%d" % int(torch._C._GLIBCXX_USE_CXX11_ABI))
+root = os.path.dirname(torch.__file__)
+print("includes=" + os.path.join(root, "include"))
+print("libdir=" + os.path.join(root, "lib"))
 print("version=" + ".".join(torch.__version__.split("+")[0].split(".")[:2]))
 print("cuda=" + (torch.version.cuda or ""))
 print("versionfile=" + os.path.join(os.path.dirname(torch.__file__), "version.py"))
@@ -27,7 +26,6 @@ function(_torchnp_probe_field key out)
 endfunction()
 _torchnp_probe_field(includes _torch_includes)
 _torchnp_probe_field(libdir _torch_lib)
-_torchnp_probe_field(abi _abi)
 _torchnp_probe_field(version TORCHNP_TORCH_VERSION)
 _torchnp_probe_field(cuda TORCHNP_TORCH_CUDA)
 _torchnp_probe_field(versionfile _torch_version_file)
@@ -35,12 +33,9 @@ string(REPLACE "|" ";" _torch_includes "${_torch_includes}")
 # Re-run this probe (and so rebuild against the new headers) whenever torch is reinstalled.
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_torch_version_file}")
 message(STATUS "torchnp: torch ${TORCHNP_TORCH_VERSION} (CUDA '${TORCHNP_TORCH_CUDA}'), "
-               "lib ${_torch_lib}, C++11 ABI ${_abi}")
+               "lib ${_torch_lib}")
 
-add_library(torchnp::torch INTERFACE IMPORTED)
-target_include_directories(torchnp::torch SYSTEM INTERFACE ${_torch_includes})
-target_compile_definitions(torchnp::torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${_abi})
-foreach(_lib c10 torch_cpu)
-  find_library(_torchnp_lib_${_lib} NAMES ${_lib} PATHS "${_torch_lib}" NO_DEFAULT_PATH REQUIRED)
-  target_link_libraries(torchnp::torch INTERFACE "${_torchnp_lib_${_lib}}")
-endforeach()
+add_library(torchnp::torch_stable INTERFACE IMPORTED)
+target_include_directories(torchnp::torch_stable SYSTEM INTERFACE ${_torch_includes})
+find_library(_torchnp_lib_torch_cpu NAMES torch_cpu PATHS "${_torch_lib}" NO_DEFAULT_PATH REQUIRED)
+target_link_libraries(torchnp::torch_stable INTERFACE "${_torchnp_lib_torch_cpu}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv with torch, the build tools and test tools, then build and install
-# torchnp into it. Idempotent. TORCH_SPEC picks the torch (default: torch==2.13.0, the CPU build
-# that installs from local disk on the development machine).
+# Create (or reuse) .venv with torch, the build tools and the test and benchmark tools (all named
+# in pyproject.toml; scripts/requirements.py reads them), then build and install torchnp into
+# it. Idempotent. TORCH_SPEC picks the torch (default: torch==2.13.0, the CPU build that
+# installs from local disk on the development machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
@@ -13,9 +14,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
-"$PY" -m pip install -q "$TORCH_SPEC" numpy ml_dtypes \
-  "scikit-build-core>=0.10" "cmake>=3.26" ninja "pybind11>=2.12" \
-  pytest hypothesis matplotlib
+# torch first, so that the `torch>=` of the run-time requirements is already satisfied.
+"$PY" -m pip install -q "$TORCH_SPEC"
+# shellcheck disable=SC2046  # one requirement per line
+"$PY" -m pip install -q $("$PY" scripts/requirements.py build run test bench dev)
 # Without isolation, so that the extension is built against the torch installed above (an
 # isolated build would fetch whatever torch the index serves and build against that).
 "$PY" -m pip install -q --no-build-isolation --no-deps ${TORCHNP_PIP_ARGS:-} .

@@ -27,7 +27,7 @@ i = torchnp.info()
 assert i.engine == "native", f"native engine did not load: {i.fallback_reason}"
 PYEOF
 # Run against the installed package (never the source tree's python/ folder).
-stage "pytest, both engines" "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+stage "pytest, both engines" "$PY" -m pytest -q -p no:cacheprovider -m "not slow" tests "$@"
 stage "pytest, portable kernels (TORCHNP_CPU=baseline)" env TORCHNP_CPU=baseline \
   "$PY" -m pytest -q -p no:cacheprovider -k native tests/test_core_copy.py \
   tests/test_differential.py tests/test_plans.py "$@"

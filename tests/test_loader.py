@@ -1,5 +1,5 @@
-"""The engine loader: never breaks the import, explains every fallback, refuses a binary built
-for another torch."""
+"""The engine loader: never breaks the import, explains every fallback, runs a stable-ABI binary
+under every torch from its floor up and refuses it below."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ from torchnp import _engines
 
 pytestmark = pytest.mark.single_engine
 
-BUILD = {"torch_version": "2.13", "cuda_version": "", "with_cuda": False}
+BUILD = {
+    "abi": "stable",
+    "torch_floor": "2.13",
+    "torch_version": "2.13",
+    "cuda_version": "",
+    "with_cuda": False,
+}
 
 
 # Load the real binary without running torchnp/__init__ (which selects the engine), and put a
@@ -29,7 +35,7 @@ real = importlib.util.module_from_spec(importlib.util.spec_from_loader('torchnp.
 loader.exec_module(real)
 fake = types.ModuleType('torchnp._C')
 fake.__dict__.update({k: getattr(real, k) for k in dir(real) if not k.startswith('__')})
-fake.build_info = lambda: {**real.build_info(), 'torch_version': '1.99'}
+fake.build_info = lambda: {**real.build_info(), 'torch_floor': '9.99'}
 sys.modules['torchnp._C'] = fake
 """
 
@@ -41,14 +47,22 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_matching_build_is_accepted():
-    assert _engines.incompatibility(BUILD, "2.13.0+cpu", None) is None
+@pytest.mark.parametrize("running", ["2.13.0+cpu", "2.13.1", "2.14.1+cu130", "2.20.0", "3.0.0"])
+def test_torch_at_or_above_the_floor_is_accepted(running):
+    assert _engines.incompatibility(BUILD, running, None) is None
 
 
-def test_other_torch_minor_is_refused_with_reason():
-    reason = _engines.incompatibility({**BUILD, "torch_version": "2.12"}, "2.13.0+cpu", None)
+@pytest.mark.parametrize("running", ["2.12.1+cpu", "2.9.0", "1.13.1", "garbage"])
+def test_torch_below_the_floor_is_refused_with_reason(running):
+    reason = _engines.incompatibility(BUILD, running, None)
     assert reason is not None
-    assert "built for torch 2.12" in reason and "2.13.0+cpu" in reason and "rebuild" in reason
+    assert "needs torch >= 2.13" in reason and running in reason and "upgrade torch" in reason
+
+
+def test_unknown_abi_mode_is_refused():
+    for build in ({**BUILD, "abi": "cxx11-2.13"}, {k: v for k, v in BUILD.items() if k != "abi"}):
+        reason = _engines.incompatibility(build, "2.13.0", None)
+        assert reason is not None and "ABI mode" in reason
 
 
 def test_other_cuda_major_is_refused_with_reason():
@@ -68,7 +82,7 @@ def test_faked_build_version_falls_back_at_import():
     assert proc.returncode == 0, proc.stderr
     engine, reason = proc.stdout.strip().splitlines()
     assert engine == "python"
-    assert "built for torch 1.99" in reason
+    assert "needs torch >= 9.99" in reason and torch.__version__ in reason
 
 
 def test_forcing_native_with_a_mismatched_binary_is_a_clear_import_error():
@@ -76,7 +90,7 @@ def test_forcing_native_with_a_mismatched_binary_is_a_clear_import_error():
     proc = _run(code, TORCHNP_ENGINE="native")
     assert proc.returncode != 0
     assert "ImportError: TORCHNP_ENGINE=native, but the native engine is unavailable" in proc.stderr
-    assert "built for torch 1.99" in proc.stderr
+    assert "needs torch >= 9.99" in proc.stderr
 
 
 # Conversions that need every part of an engine (a cast with sign flips, ml_dtypes types, a
@@ -130,7 +144,11 @@ def test_info_record_and_cli():
     assert isinstance(i, torchnp.Info)
     assert i.torch_version == torch.__version__
     assert i.threads == torch.get_num_threads()
-    assert i.build_torch_version == ".".join(torch.__version__.split(".")[:2])
+    running = _engines._version_tuple(torch.__version__)
+    assert _engines._version_tuple(i.build_torch_floor) <= running  # it loaded: floor <= torch
+    assert _engines._version_tuple(i.build_torch_version) >= _engines._version_tuple(
+        i.build_torch_floor
+    )
     assert "baseline" in i.cpu_variants
     proc = _run("import runpy; runpy.run_module('torchnp', run_name='__main__')")
     assert proc.returncode != 0  # no sub-command
@@ -149,12 +167,12 @@ def test_engine_switch_rejects_unknown_name():
 
 def test_recorded_build_file_is_checked_before_loading_the_binary(monkeypatch):
     def fake_recorded():
-        return {**BUILD, "torch_version": "1.98"}
+        return {**BUILD, "torch_floor": "9.98"}
 
     monkeypatch.setattr(_engines, "_recorded_build", fake_recorded)
     native, reason = _engines.load_native()
     assert native is None
-    assert "built for torch 1.98" in reason
+    assert "needs torch >= 9.98" in reason
 
 
 def test_recorded_build_file_is_installed_and_matches_the_binary():
@@ -162,7 +180,11 @@ def test_recorded_build_file_is_installed_and_matches_the_binary():
     assert recorded is not None, "_build.json missing beside the installed package"
     native, reason = _engines.load_native()
     assert native is not None, reason
-    assert recorded["torch_version"] == native._C.build_info()["torch_version"]
+    built = native._C.build_info()
+    for key in ("abi", "torch_floor", "torch_version"):
+        assert recorded[key] == built[key], key
+    assert built["abi"] == "stable"
+    assert torchnp.info().build_torch_floor == built["torch_floor"]
 
 
 def test_element_table_is_the_one_list():

@@ -15,9 +15,18 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/torchnp_core.h"
+
+// The pybind11 in use must be the one CMake found (PyPI's), not the copy in torch's headers.
+#define TORCHNP_STR2(x) #x
+#define TORCHNP_STR(x) TORCHNP_STR2(x)
+static_assert(std::string_view(TORCHNP_STR(PYBIND11_VERSION_MAJOR) "." TORCHNP_STR(
+                  PYBIND11_VERSION_MINOR) "." TORCHNP_STR(PYBIND11_VERSION_MICRO)) ==
+                  std::string_view(TORCHNP_BUILD_PYBIND11_VERSION),
+              "pybind11 headers from another copy than the one CMake found (torch's?)");
 
 namespace py = pybind11;
 namespace core = torchnp::core;
@@ -163,7 +172,10 @@ std::vector<int64_t> head(const std::array<int64_t, N>& a, int n) {
 
 py::dict build_info() {
   py::dict d;
-  d["torch_version"] = TORCHNP_BUILD_TORCH_VERSION;
+  d["abi"] = "stable";  // torch's stable C ABI only: runs with every torch from the floor up
+  d["torch_floor"] = TORCHNP_BUILD_TORCH_FLOOR;
+  d["torch_version"] = TORCHNP_BUILD_TORCH_VERSION;  // the torch it was built against
+  d["pybind11_version"] = TORCHNP_BUILD_PYBIND11_VERSION;
   d["cuda_version"] = TORCHNP_BUILD_CUDA_VERSION;
   d["with_cuda"] = static_cast<bool>(TORCHNP_BUILD_WITH_CUDA);
   d["compiler"] = TORCHNP_BUILD_COMPILER;

@@ -14,7 +14,8 @@ from torchnp import _engines, _pool
 
 @dataclass(frozen=True)
 class Info:
-    """Facts about the running torchnp: engine, versions, build, CPU kernels, threads (the calling
+    """Facts about the running torchnp: engine, versions, build (the oldest torch the binary runs
+    with, build_torch_floor, and the torch it was built against), CPU kernels, threads (the calling
     thread's torch.get_num_threads() and the helper threads the core's pool has started), and
     the recycling pool for large outputs (its limit and the idle bytes it holds)."""
 
@@ -24,6 +25,7 @@ class Info:
     torch_version: str
     numpy_version: str
     ml_dtypes_version: str
+    build_torch_floor: str | None
     build_torch_version: str | None
     build_cuda_version: str | None
     build_compiler: str | None
@@ -71,19 +73,18 @@ def info() -> Info:
     True
     """
     engine = _engines.active()
-    build: dict = {}
+    # The binary is asked only when it loaded (one refused for another torch is never loaded);
+    # otherwise the facts recorded beside it say what it is.
+    native = engine if isinstance(engine, _engines.NativeEngine) else _engines.loaded_native()
+    build: dict = _engines._recorded_build() or {}
     variants: tuple[str, ...] = ()
     active_variant = None
     helpers = 0
-    try:
-        from torchnp import _C
-
-        build = _C.build_info()
-        variants = tuple(_C.cpu_variants())
-        active_variant = _C.active_cpu_variant()
-        helpers = _C.pool_helpers()
-    except ImportError:
-        pass
+    if native is not None:
+        build = native._C.build_info()
+        variants = tuple(native._C.cpu_variants())
+        active_variant = native._C.active_cpu_variant()
+        helpers = native._C.pool_helpers()
     return Info(
         engine=engine.name,
         fallback_reason=_engines.fallback_reason() if engine.name != "native" else None,
@@ -91,6 +92,7 @@ def info() -> Info:
         torch_version=torch.__version__,
         numpy_version=np.__version__,
         ml_dtypes_version=ml_dtypes.__version__,
+        build_torch_floor=build.get("torch_floor"),
         build_torch_version=build.get("torch_version"),
         build_cuda_version=build.get("cuda_version") or None,
         build_compiler=build.get("compiler"),

@@ -21,23 +21,40 @@ from torchnp._engines.python_engine import PythonEngine
 __all__ = ["Engine", "NativeEngine", "Negate", "PythonEngine", "active", "use"]
 
 
-def _major_minor(version: str) -> str:
-    return ".".join(version.split("+")[0].split(".")[:2])
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    """(major, minor) of a version string such as "2.13.0+cpu", or None if it has none."""
+    try:
+        return tuple(int(part) for part in version.split("+")[0].split(".")[:2])
+    except ValueError:
+        return None
+
+
+# The ABI modes this package can load: "stable" binaries use torch's stable C ABI only and run
+# with every torch from their recorded floor up.
+KNOWN_ABIS = ("stable",)
+REBUILD = "pip install --no-build-isolation --force-reinstall --no-deps torchnp"
 
 
 def incompatibility(build: dict, torch_version: str, torch_cuda: str | None) -> str | None:
     """Why a binary with build facts `build` cannot run under this torch, or None if it can.
 
-    Nothing guarantees torch's C++ ABI across minor versions, so the binary must have been built
-    for the running torch's major.minor, and for its CUDA major when it was built with CUDA.
+    The binary uses torch's stable C ABI only, compiled for a floor (TORCH_TARGET_VERSION): it
+    runs with that torch and every later one, and with no earlier one. A CUDA build must also
+    match the running torch's CUDA major.
     """
-    built = build.get("torch_version", "")
-    running = _major_minor(torch_version)
-    if built != running:
+    abi = build.get("abi")
+    if abi not in KNOWN_ABIS:
         return (
-            f"torchnp._C was built for torch {built} but torch {torch_version} is running; "
-            "rebuild torchnp against this torch (pip install --no-build-isolation "
-            "--force-reinstall --no-deps torchnp)"
+            f"torchnp._C was built in ABI mode {abi!r}, which this torchnp cannot load "
+            f"(known: {', '.join(KNOWN_ABIS)}); rebuild it ({REBUILD})"
+        )
+    floor = build.get("torch_floor", "")
+    wanted, running = _version_tuple(floor), _version_tuple(torch_version)
+    if wanted is None or running is None or running < wanted:
+        return (
+            f"torchnp._C needs torch >= {floor} (the oldest torch its stable-ABI build targets) "
+            f"but torch {torch_version} is running; upgrade torch, or build torchnp from source "
+            f"for this torch with a lower TORCHNP_TORCH_FLOOR ({REBUILD})"
         )
     if build.get("with_cuda"):
         built_cuda = build.get("cuda_version", "").split(".")[0]
@@ -45,7 +62,8 @@ def incompatibility(build: dict, torch_version: str, torch_cuda: str | None) -> 
         if built_cuda != running_cuda:
             return (
                 f"torchnp._C was built for CUDA {built_cuda or 'none'} but torch uses CUDA "
-                f"{running_cuda or 'none'}; rebuild torchnp against this torch"
+                f"{running_cuda or 'none'}; install the torchnp build for CUDA "
+                f"{running_cuda or 'none'} or rebuild it ({REBUILD})"
             )
     return None
 
@@ -125,6 +143,12 @@ def select_engine() -> tuple[Engine, str | None]:
 _active: Engine
 _fallback_reason: str | None
 _active, _fallback_reason = select_engine()
+_native: NativeEngine | None = _active if isinstance(_active, NativeEngine) else None
+
+
+def loaded_native() -> NativeEngine | None:
+    """The native engine if it has been loaded in this process (active or not), else None."""
+    return _native
 
 
 def active() -> Engine:
@@ -140,7 +164,7 @@ def use(name: str) -> Engine:
 
     Raises RuntimeError when 'native' is asked for and unavailable.
     """
-    global _active, _fallback_reason
+    global _active, _fallback_reason, _native
     previous = _active
     if name == "python":
         _active = PythonEngine()
@@ -148,7 +172,7 @@ def use(name: str) -> Engine:
         native, reason = load_native()
         if native is None:
             raise RuntimeError(f"native engine unavailable: {reason}")
-        _active, _fallback_reason = native, None
+        _active, _fallback_reason, _native = native, None, native
     else:
         raise ValueError(f"unknown engine {name!r}: expected 'native' or 'python'")
     return previous
