@@ -4,6 +4,8 @@
 #   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
 #   tests/cpp/build.sh portable   portable kernels only (no per-ISA files), run tests
 #   tests/cpp/build.sh tsan       ThreadSanitizer: the pool and slice tests (test_core --pool-only)
+#   tests/cpp/build.sh aarch64    cross-built for aarch64 (aarch64-linux-gnu-g++), run under
+#                                 qemu-aarch64 (Debian: g++-aarch64-linux-gnu qemu-user)
 #   tests/cpp/build.sh release --big   also a copy of 2^31 + 4099 elements (2 GiB destination)
 #   $BUILD_DIR/bench_core [threads] [variant]   micro-benchmark (after a build)
 #   BUILD_DIR=... to choose where (default build/cpp-<mode> in the checkout), NO_RUN=1 to only build.
@@ -24,7 +26,9 @@ case $mode in
   portable) portable=ON ;;
   tsan) btype=RelWithDebInfo; extra=(-DCMAKE_CXX_FLAGS=-fsanitize=thread
                                     -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread) ;;
-  *) echo "usage: $0 [release|asan|portable|tsan] [--big]" >&2; exit 2 ;;
+  aarch64) extra=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
+                  -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++) ;;
+  *) echo "usage: $0 [release|asan|portable|tsan|aarch64] [--big]" >&2; exit 2 ;;
 esac
 cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=$btype -DTORCHNP_SANITIZE=$san \
   -DTORCHNP_PORTABLE_ONLY=$portable -DCMAKE_CXX_FLAGS_RELEASE="-O2" \
@@ -40,5 +44,9 @@ fi
 if [[ ! -f $oracle || $here/gen_oracle.py -nt $oracle || $root/csrc/core/element_types.def -nt $oracle ]]; then
   mkdir -p "$(dirname "$oracle")"
   python "$here/gen_oracle.py" "$oracle"
+fi
+if [[ $mode == aarch64 ]]; then  # qemu-user cannot fork a multi-threaded process
+  TORCHNP_TEST_NO_FORK=1 qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_core" "$oracle" "${@:2}"
+  exit
 fi
 "$build/test_core" "$oracle" "${@:2}"
