@@ -9,7 +9,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <torch/csrc/stable/c/shim.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -18,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bindings/arrays.h"
 #include "core/torchnp_core.h"
 
 // The pybind11 in use must be the one CMake found (PyPI's), not the copy in torch's headers.
@@ -30,86 +30,9 @@ static_assert(std::string_view(TORCHNP_STR(PYBIND11_VERSION_MAJOR) "." TORCHNP_S
 
 namespace py = pybind11;
 namespace core = torchnp::core;
+using namespace torchnp::bindings;
 
 namespace {
-
-static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "ndarray strides are 64-bit here");
-
-// Work above this much traffic releases the GIL (below it, releasing costs more than it frees).
-constexpr int64_t kReleaseGilBytes = 64 * 1024;
-
-core::ScalarType to_scalar_type(int code) {
-  if (code < 0 || code >= core::kNumTypes) {
-    throw std::invalid_argument("torchnp._C: unknown dtype code " + std::to_string(code));
-  }
-  return static_cast<core::ScalarType>(code);
-}
-
-core::Negate to_negate(int code) {
-  if (code < 0 || code > 3) {
-    throw std::invalid_argument("torchnp._C: negate must be 0-3, got " + std::to_string(code));
-  }
-  return static_cast<core::Negate>(code);
-}
-
-std::span<const int64_t> strides_of(const py::array& a) {
-  return {reinterpret_cast<const int64_t*>(a.strides()), static_cast<size_t>(a.ndim())};
-}
-
-// The element type comes from Python (ml_dtypes types have no fixed NumPy type number); it must
-// describe the array's elements, or the core would step outside the array's memory.
-core::Operand make_operand(const py::array& a, int dtype, bool byteswapped) {
-  core::Operand op;
-  op.dtype = to_scalar_type(dtype);
-  if (a.itemsize() != core::itemsize(op.dtype)) {
-    throw std::invalid_argument(std::string("torchnp._C: dtype code ") +
-                                core::scalar_type_name(op.dtype) + " does not match an " +
-                                std::to_string(a.itemsize()) + "-byte element");
-  }
-  op.data = static_cast<char*>(const_cast<void*>(a.data()));
-  op.byteswapped = byteswapped;
-  op.strides = strides_of(a);
-  return op;
-}
-
-// The calling thread's torch.get_num_threads().
-int torch_threads() {
-  uint32_t n = 1;
-  if (torch_get_num_threads(&n) != AOTI_TORCH_SUCCESS) return 1;
-  return static_cast<int>(std::max<uint32_t>(n, 1));
-}
-
-void check_pair(const py::array& dst, const py::array& src) {
-  if (dst.ndim() != src.ndim() || !std::equal(dst.shape(), dst.shape() + dst.ndim(), src.shape())) {
-    throw std::invalid_argument("torchnp._C: source and destination shapes differ");
-  }
-  if (!dst.writeable()) {
-    throw std::invalid_argument("torchnp._C: the destination array is read-only");
-  }
-}
-
-core::Plan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-                       int src_dtype, bool src_swapped, int negate, int threads) {
-  check_pair(dst, src);
-  const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(dst.shape()),
-                                       static_cast<size_t>(dst.ndim())};
-  return core::plan_copy(shape, make_operand(dst, dst_dtype, dst_swapped),
-                         make_operand(src, src_dtype, src_swapped), to_negate(negate),
-                         threads > 0 ? threads : torch_threads());
-}
-
-bool long_work(const core::Plan& p) {
-  return p.numel * (core::itemsize(p.src_dtype) + core::itemsize(p.dst_dtype)) >= kReleaseGilBytes;
-}
-
-int run(const core::Plan& plan, const char* src, char* dst, const core::Slice* slice) {
-  auto go = [&] {
-    return slice != nullptr ? core::execute(plan, src, dst, *slice) : core::execute(plan, src, dst);
-  };
-  if (!long_work(plan)) return go();
-  py::gil_scoped_release no_gil;
-  return go();
-}
 
 const char* method_name(core::Method m) {
   switch (m) {
@@ -190,6 +113,7 @@ py::dict build_info() {
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "torchnp native engine: planned, fused, multi-threaded strided copies";
+  add_fast_path(m);
 
   py::class_<PyPlan>(m, "Plan", "A planned copy: what will run, and the layout it is for.")
       .def_property_readonly("name", [](const PyPlan& p) { return core::plan_name(p.plan); })

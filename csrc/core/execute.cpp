@@ -164,6 +164,28 @@ int run_strided(const Plan& p, const int64_t* ext, const char* src, char* dst) {
   const int64_t rows = outer_count(ext, nd - 1);
   const int64_t seg = std::min(p.block, n_in);
   const int64_t nseg = ceil_div(n_in, seg);
+  const InnerOp& op = p.inner;
+  const bool one_kernel = op.swap_src == nullptr && op.negate == nullptr && op.swap_dst == nullptr;
+  if (nd == 2 && nseg == 1 && one_kernel) {
+    // Rows of one dim with a single kernel (a[::-1], a row-strided view...): a plain loop of
+    // row copies, no odometer (per-row overhead is most of a small copy's time).
+    const int64_t es = itemsize(p.src_dtype), ed = itemsize(p.dst_dtype);
+    const int64_t s0 = p.src_strides[0], d0 = p.dst_strides[0];
+    const bool unit = ss == es && ds == ed;
+    const StridedLoop loop = unit ? op.convert_unit : op.convert;
+    const bool bytes = unit && op.memcpy;
+    return parallel_for(rows, p.grain, p.threads, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const char* sr = at(src, r * s0);
+        char* dr = at(dst, r * d0);
+        if (bytes) {
+          std::memcpy(dr, sr, static_cast<size_t>(n_in * ed));
+        } else {
+          loop(sr, ss, dr, ds, n_in);
+        }
+      }
+    });
+  }
   auto body = [&](int64_t b, int64_t e) {
     Odometer od(p, ext, nd - 1);
     int64_t row = b / nseg;

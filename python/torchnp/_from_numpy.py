@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _engines, _policy
+from torchnp import _engines, _fast, _policy
 from torchnp._dtypes import (
     DTypeLike,
     ElementType,
@@ -26,16 +26,11 @@ from torchnp._memory import (
     torch_can_view,
 )
 
-# Native-order dtypes torch.from_numpy maps to the torch dtype torchnp would choose, and whose
-# NumPy alignment (flags.aligned) is their itemsize, as torch needs (complex is not: see
-# _memory.aligned_for_torch).
-_FROM_NUMPY_NATIVE = frozenset(
-    np.dtype(t)
-    for t in (
-        *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
-        *(np.uint64, np.float16, np.float32, np.float64),
-    )
-)
+# The zero-copy check's pieces, bound once (module globals are the cheapest lookups): the native
+# check when the binary loaded at import, and torch's own from_numpy (never a patched one).
+_NDARRAY = np.ndarray
+_SHAREABLE = _fast.shareable
+_TORCH_FROM_NUMPY = _fast._torch_from_numpy
 
 
 def _as_array(obj: Any) -> np.ndarray:
@@ -127,24 +122,16 @@ def from_numpy(
     >>> torchnp.from_numpy(a, dtype=torch.float32)
     tensor([5., 4., 3., 2., 1., 0.])
     """
-    if (
-        dtype is None
-        and device is None
-        and copy is None
-        and not pin_memory
-        and type(array) is np.ndarray
-        and array.dtype in _FROM_NUMPY_NATIVE
-    ):
-        flags = array.flags
-        if flags.writeable and flags.aligned and (flags.c_contiguous or flags.f_contiguous):
-            # The common call: a writable, aligned, contiguous native array, which
-            # torch.from_numpy holds as it is (every check below would only confirm it).
-            # NumPy's contiguity ignores the strides of length-1 dims and of empty arrays,
-            # which torch still refuses when odd or negative: those take the general path.
-            try:
-                return torch.from_numpy(array)
-            except ValueError:
-                pass
+    if type(array) is _NDARRAY and device is None and not (pin_memory or share_readonly):
+        # The commonest call: an array torch.from_numpy holds as it is (writable, aligned,
+        # native, strides torch can hold). Else a signature the policy has decided before: its
+        # decision, replayed (_fast). Anything else goes to the policy below.
+        if dtype is None and copy is None and _SHAREABLE(array):
+            return _TORCH_FROM_NUMPY(array)
+        result = _fast.from_numpy(array, dtype, copy)
+        if result is not None:
+            return result
+    signature = (dtype, copy)  # as passed: the fast path's memo key
     copy = _policy.check_copy(copy)
     a = _as_array(array)
     own, swapped = element_type_of_numpy(a.dtype)  # raises TypeError for unsupported types
@@ -188,6 +175,16 @@ def from_numpy(
 
     _policy.warn_if_discarding_imaginary(a.dtype, target_np)
     engine = _engines.active()
+    if (
+        type(array) is np.ndarray
+        and on_cpu
+        and not (pin_memory or share_readonly)
+        and not _policy.discards_imaginary(a.dtype, target_np)
+    ):
+        # Nothing here needs judgment a replay cannot make: the fast path may replay it.
+        share = copy is None and own.torch == target and not swapped
+        key = _fast.array_key(array.dtype, *signature)
+        _fast.remember_from_numpy(engine, key, own, swapped, target_np, target, share)
     if not on_cpu:
         result = empty_tensor_with_order(a.shape, target, a.strides, device=target_device)
         engine.upload(result, a)

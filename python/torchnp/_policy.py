@@ -61,18 +61,24 @@ def check_cast(src: np.dtype, dst: np.dtype) -> None:
 _DISCARDS_IMAGINARY: dict[tuple[np.dtype, np.dtype], bool] = {}
 
 
+def discards_imaginary(src: np.dtype, dst: np.dtype) -> bool:
+    """Whether casting src to dst drops imaginary parts (and NumPy warns): complex -> non-bool
+    real. Memoised: it runs on every copying call."""
+    key = (src, dst)
+    discards = _DISCARDS_IMAGINARY.get(key)
+    if discards is None:
+        discards = is_complex(src) and not is_complex(dst) and dst.kind != "b"
+        _DISCARDS_IMAGINARY[key] = discards
+    return discards
+
+
 def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int = 2) -> None:
     """Emit NumPy's ComplexWarning where NumPy's astype would (complex -> non-bool real).
 
     `stacklevel` is what the public function would pass to ``warnings.warn`` itself (2: the
     user's line). Also emitted for complex32, where ml_dtypes' own cast stays silent.
     """
-    key = (src, dst)
-    discards = _DISCARDS_IMAGINARY.get(key)
-    if discards is None:
-        discards = is_complex(src) and not is_complex(dst) and dst.kind != "b"
-        _DISCARDS_IMAGINARY[key] = discards
-    if discards:
+    if discards_imaginary(src, dst):
         warnings.warn(
             "Casting complex values to real discards the imaginary part",
             np.exceptions.ComplexWarning,

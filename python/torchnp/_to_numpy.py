@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from torchnp import _engines, _policy
+from torchnp import _engines, _fast, _policy
 from torchnp._dtypes import (
     DTypeLike,
     default_numpy_dtype,
@@ -29,6 +29,12 @@ _NUMPY_NATIVE = frozenset(
 _IS_FUNCTORCH_WRAPPED = getattr(
     getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None
 )
+
+
+# Bound once (module globals are the cheapest lookups): torch's own Tensor.numpy, never a
+# patched one.
+_TENSOR = torch.Tensor
+_TENSOR_NUMPY = _fast._tensor_numpy
 
 
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
@@ -225,29 +231,27 @@ def to_numpy(
            [1., 4.],
            [2., 5.]], dtype=float16)
     """
-    if (
-        dtype is None
-        and out is None
-        and copy is None
-        and order == "K"
-        and type(tensor) is torch.Tensor
-        and tensor.is_cpu
-        and (dt := tensor.dtype) in _NUMPY_NATIVE
-        and not tensor.is_neg()
-        and (dt not in _COMPLEX or not tensor.is_conj())  # only complex tensors carry conj
-    ):
-        # The common call (a plain CPU tensor to a view of itself) costs one torch call on top
-        # of the built-in: every check below would only confirm it. What the checks above let
-        # through and .numpy() still refuses (sparse or nested layouts, tensors without storage
-        # of their own such as torch.func wrappers) raises, rarely, and gets its explanation
-        # below; checking those layouts here would tax every call instead.
-        try:
-            return tensor.numpy(force=True) if tensor.requires_grad else tensor.numpy()
-        except (RuntimeError, TypeError):
-            pass
+    if type(tensor) is _TENSOR and out is None:
+        if dtype is None and copy is None and order == "K":
+            # The commonest call: a view of a plain CPU tensor, which torch's own .numpy()
+            # gives as it is. Whatever it refuses (bits, devices, grad, layouts, types NumPy
+            # lacks) goes to the policy below, which says why or converts it another way.
+            try:
+                return _TENSOR_NUMPY(tensor)
+            except RecursionError:
+                raise
+            except (RuntimeError, TypeError):
+                pass
+        else:
+            # A signature the policy has decided before: its decision, replayed (_fast).
+            result = _fast.to_numpy(tensor, dtype, copy, order)
+            if result is not None:
+                return result
     t = _readable(tensor)
+    signature = (dtype, copy, order)  # as passed: the fast path's memo key
     order = _policy.check_order(order)
     copy = _policy.check_copy(copy)
+    memoisable = type(tensor) is torch.Tensor and out is None and copy is not False
     if t._is_zerotensor():  # autograd's memory-less zeros: materialise them, as force=True does
         if copy is False:
             raise _policy.copy_refusal(
@@ -258,6 +262,7 @@ def to_numpy(
         # One zero, broadcast: the engine writes the result (cast like any other source).
         t = torch.zeros((), dtype=t.dtype, device=t.device).expand(t.shape)
         copy = True  # a broadcast view is never the answer
+        memoisable = False
     requested = parse_dtype(dtype) if dtype is not None else None
     source = _Source(t)  # raises TypeError for dtypes NumPy cannot hold
     stored = source.element.numpy
@@ -272,6 +277,18 @@ def to_numpy(
     else:
         target = default_numpy_dtype(source.element)
     _policy.check_cast(stored, target)
+    engine = _engines.active()
+    # Nothing in this decision needs judgment a replay cannot make (no bits, no device, no error
+    # to explain, no warning to emit): the fast path may replay it for this signature.
+    if (
+        memoisable
+        and source.on_cpu
+        and not (source.conj or source.neg)
+        and not _policy.discards_imaginary(stored, target)
+    ):
+        share = copy is not True and stored == target
+        key = (t.dtype, _fast.arg_key(signature[0]), *signature[1:])
+        _fast.remember_to_numpy(engine, key, source.element, target, share, order)
     if out is None and copy is not True and source.shareable(target, order):
         return numpy_view_of_tensor(t)
     if copy is False:
@@ -282,7 +299,6 @@ def to_numpy(
         )
     _policy.warn_if_discarding_imaginary(stored, target)
 
-    engine = _engines.active()
     if out is None:
         order = source.order_of_copy(order)
         strides = source.strides if order == "K" else None

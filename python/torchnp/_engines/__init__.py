@@ -14,6 +14,7 @@ import os
 
 import torch
 
+from torchnp import _fast
 from torchnp._engines.base import Engine, Negate
 from torchnp._engines.native_engine import NativeEngine
 from torchnp._engines.python_engine import PythonEngine
@@ -144,6 +145,9 @@ _active: Engine
 _fallback_reason: str | None
 _active, _fallback_reason = select_engine()
 _native: NativeEngine | None = _active if isinstance(_active, NativeEngine) else None
+if _native is not None:
+    _fast.shareable = _native._C.shareable
+_fast.activate(_active)
 
 
 def loaded_native() -> NativeEngine | None:
@@ -175,9 +179,11 @@ def use(name: str) -> Engine:
         _active, _fallback_reason, _native = native, None, native
     else:
         raise ValueError(f"unknown engine {name!r}: expected 'native' or 'python'")
+    _fast.activate(_active)  # memoised replays belong to the engine that recorded them
     return previous
 
 
 def restore(engine: Engine) -> None:
     global _active
     _active = engine
+    _fast.activate(engine)

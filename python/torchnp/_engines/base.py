@@ -71,6 +71,19 @@ class Engine:
             src = staged
         self._host_copy(dst, src, negate)
 
+    def to_numpy_replay(self, target, d_code, d_swap, s_code, stored, layout, share, carrier):
+        """A replay of a memoised to_numpy decision (_fast), moving its bytes with this engine."""
+        from torchnp import _fast
+
+        return _fast.python_to_numpy_replay(self, target, layout, share, carrier, stored)
+
+    def from_numpy_replay(self, target_np, d_code, d_swap, s_code, s_swap, share, target, carrier):
+        """A replay of a memoised from_numpy decision (_fast), moving its bytes with this
+        engine."""
+        from torchnp import _fast
+
+        return _fast.python_from_numpy_replay(self, target_np, share, target)
+
     def download(self, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> None:
         """Copy device tensor `src` (no conj/neg bits) into host array `dst`, cast and flipped.
 

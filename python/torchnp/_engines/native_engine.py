@@ -40,13 +40,33 @@ class NativeEngine(Engine):
         s_code, s_swap = core_code(src.dtype)
         return self._C.plan(dst, d_code, d_swap, src, s_code, s_swap, negate, threads)
 
+    def to_numpy_replay(self, target, d_code, d_swap, s_code, stored, layout, share, carrier):
+        from torchnp import _fast
+
+        return _fast.native_to_numpy_replay(
+            self._C, target, d_code, d_swap, s_code, stored, layout, share, carrier
+        )
+
+    def from_numpy_replay(self, target_np, d_code, d_swap, s_code, s_swap, share, target, carrier):
+        from torchnp import _fast
+
+        return _fast.native_from_numpy_replay(
+            self._C, target_np, d_code, d_swap, s_code, s_swap, share, target, carrier
+        )
+
     @contextlib.contextmanager
     def recording(self) -> Iterator[list]:
         """Within the block, every host copy runs as a plan object that is appended to the
         yielded list: the plans that ran, in order (for tests and the benchmark's kernel
-        column). Not for concurrent use from several threads."""
+        column). The fast path's memo is cleared and kept empty meanwhile, so that every call
+        runs (and records) its plans. Not for concurrent use from several threads."""
+        from torchnp import _fast
+
         previous, self._recorded = self._recorded, []
+        _fast.clear()
+        _fast.recording += 1
         try:
             yield self._recorded
         finally:
+            _fast.recording -= 1
             self._recorded = previous

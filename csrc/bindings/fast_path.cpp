@@ -1,0 +1,439 @@
+// The small-call fast path: the native halves of python/torchnp/_fast.py.
+//
+// The policy decides once per call signature (element types, requested dtype, copy, order) and
+// memoises the decision; these functions replay it in one native call: share the source when the
+// decision allows and the layout fits, else allocate the result (through NumPy) in the decided
+// layout and copy into it. Nothing here decides what a call means.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <numeric>
+#include <vector>
+
+#include "bindings/arrays.h"
+
+namespace torchnp::bindings {
+namespace {
+
+namespace npy = py::detail;
+
+// Result layouts, as the policy's order argument after its checks.
+enum class Layout : int { kKeep = 0, kC = 1, kF = 2, kA = 3 };
+
+int array_flags(const py::array& a) { return npy::array_proxy(a.ptr())->flags; }
+
+// Strides of a fresh result of `src`'s shape in `layout` (into `out`, nd entries). kKeep follows
+// torchnp's 'K' rule (_memory.memory_order_permutation): broadcast dims outermost, then by
+// decreasing |stride|, size-1 dims innermost, ties in dim order; each dim then gets the
+// contiguous stride of that order, an empty dim counting as 1 (as NumPy's own strides do).
+void fresh_strides(int nd, const py::ssize_t* shape, const py::ssize_t* strides, int64_t itemsize,
+                   Layout layout, py::ssize_t* out) {
+  std::array<int, core::kMaxDims> perm;
+  std::iota(perm.begin(), perm.begin() + nd, 0);
+  if (layout == Layout::kF) {
+    std::reverse(perm.begin(), perm.begin() + nd);
+  } else if (layout == Layout::kKeep) {
+    auto group = [&](int d) { return shape[d] <= 1 ? 2 : strides[d] == 0 ? 0 : 1; };
+    std::stable_sort(perm.begin(), perm.begin() + nd, [&](int a, int b) {
+      const int ga = group(a), gb = group(b);
+      if (ga != gb) return ga < gb;
+      return ga == 1 && std::llabs(strides[a]) > std::llabs(strides[b]);
+    });
+  }
+  int64_t step = itemsize;
+  for (int k = nd - 1; k >= 0; --k) {
+    out[perm[k]] = step;
+    step *= std::max<int64_t>(shape[perm[k]], 1);
+  }
+}
+
+// The replay of a to_numpy / from_numpy copy decision: the source itself when `share` (the
+// decision: same element type, no copy asked for) and its layout fits `layout`; otherwise a
+// fresh array of `descr` in that layout holding the cast. None when the result would be
+// `max_bytes` or more: large results go through the policy (its recycling pool). Written for
+// small calls: the result comes straight from PyArray_NewFromDescr, the plan from the arrays'
+// own fields.
+py::object convert(const py::array& src, const py::dtype& descr, int dst_code, bool dst_swap,
+                   int src_code, bool src_swap, int layout_code, bool share, int64_t max_bytes) {
+  if (layout_code < 0 || layout_code > 3) throw std::invalid_argument("torchnp._C: bad layout");
+  auto layout = static_cast<Layout>(layout_code);
+  const auto* proxy = npy::array_proxy(src.ptr());
+  const int flags = proxy->flags;
+  const bool c = (flags & npy::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  const bool f = (flags & npy::npy_api::NPY_ARRAY_F_CONTIGUOUS_) != 0;
+  if (share && (layout == Layout::kKeep || layout == Layout::kA ||
+                (layout == Layout::kC && c) || (layout == Layout::kF && f))) {
+    return src;
+  }
+  const int nd = proxy->nd;
+  const int64_t itemsize = descr.itemsize();
+  int64_t numel = 1;
+  for (int d = 0; d < nd; ++d) numel *= proxy->dimensions[d];
+  if (numel * itemsize >= max_bytes) return py::none();
+  if (layout == Layout::kA) layout = (f && !c) ? Layout::kF : Layout::kC;
+  std::array<py::ssize_t, core::kMaxDims> strides;
+  fresh_strides(nd, proxy->dimensions, proxy->strides, itemsize, layout, strides.data());
+  auto& api = npy::npy_api::get();
+  PyObject* raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr.inc_ref().ptr(), nd,
+                                            proxy->dimensions, strides.data(), nullptr, 0,
+                                            nullptr);  // NumPy allocates (and owns) the data
+  if (raw == nullptr) throw py::error_already_set();
+  auto dst = py::reinterpret_steal<py::array>(raw);
+  if (numel > 0) {
+    core::Operand s_op, d_op;
+    s_op.data = proxy->data;
+    s_op.dtype = to_scalar_type(src_code);
+    s_op.byteswapped = src_swap;
+    s_op.strides = strides_of(src);
+    d_op.data = npy::array_proxy(raw)->data;
+    d_op.dtype = to_scalar_type(dst_code);
+    d_op.byteswapped = dst_swap;
+    d_op.strides = {reinterpret_cast<const int64_t*>(strides.data()), static_cast<size_t>(nd)};
+    if (core::itemsize(s_op.dtype) != src.itemsize() || core::itemsize(d_op.dtype) != itemsize) {
+      throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
+    }
+    const int64_t traffic = numel * (src.itemsize() + itemsize);
+    const core::Plan plan = core::plan_copy(shape_of(src), d_op, s_op, core::Negate::kNone,
+                                            traffic < kReleaseGilBytes ? 1 : torch_threads());
+    run(plan, s_op.data, d_op.data, nullptr);
+  }
+  return dst;
+}
+
+// NumPy type numbers torch.from_numpy holds as the same torch type (bool, the integers, half,
+// float, double, and the complex types when aligned to their full size).
+bool torch_holds(int type_num) {
+  switch (type_num) {
+    case 0:                                // bool
+    case 1: case 2: case 3: case 4:        // byte, ubyte, short, ushort
+    case 5: case 6: case 7: case 8:        // int, uint, long, ulong
+    case 9: case 10:                       // longlong, ulonglong (64-bit on every target)
+    case 11: case 12: case 23:             // float, double, half
+    case 14: case 15:                      // cfloat, cdouble
+      return true;
+    default:
+      return false;
+  }
+}
+
+// How torch can hold an array: 1 as it is (torch.from_numpy shares it; writable, native byte
+// order, a type torch holds, data aligned to the itemsize, strides non-negative multiples of
+// the itemsize), 2 only with some stride that never addresses memory replaced (a length-1 or
+// empty dim: the policy's normalised strides), or of a type only the policy maps (ml_dtypes),
+// 0 not without a copy. The same rule as the policy's torch_can_view: 0 and 1 agree with it.
+int layout_class(const py::array& a) {
+  const auto* proxy = npy::array_proxy(a.ptr());
+  if ((proxy->flags & npy::npy_api::NPY_ARRAY_WRITEABLE_) == 0) return 0;
+  const auto* descr = npy::array_descriptor_proxy(proxy->descr);
+  if (!torch_holds(descr->type_num)) return 2;
+  const int64_t itemsize = a.itemsize();
+  // (A one-byte element has no byte order, whatever the flag says.)
+  if (itemsize > 1 && descr->byteorder != '=' && descr->byteorder != '|') return 0;
+  const int64_t size = a.size();
+  if (size > 0 && reinterpret_cast<uintptr_t>(proxy->data) % static_cast<uintptr_t>(itemsize)) {
+    return 0;
+  }
+  int cls = 1;
+  const auto shape = shape_of(a);
+  const auto strides = strides_of(a);
+  for (size_t d = 0; d < strides.size(); ++d) {
+    if (strides[d] >= 0 && strides[d] % itemsize == 0) continue;
+    if (shape[d] == 1 || size == 0) {
+      cls = 2;  // a dead dim's stride: fine once normalised
+    } else {
+      return 0;
+    }
+  }
+  return cls;
+}
+
+// The outcome of calling a Python callable: its result, or nothing when it raised one of the
+// refusals torch's conversions raise (RuntimeError, TypeError), cleared. Any other error
+// (RecursionError above all: a patched torch calling back) propagates.
+py::object call_refusable(PyObject* fn, PyObject* arg) {
+  PyObject* r = PyObject_CallOneArg(fn, arg);
+  if (r != nullptr) return py::reinterpret_steal<py::object>(r);
+  if (PyErr_ExceptionMatches(PyExc_RecursionError) ||
+      !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
+    throw py::error_already_set();
+  }
+  PyErr_Clear();
+  return py::object();
+}
+
+// A memoised to_numpy decision (python/torchnp/_fast.py), replayed in one call: torch's own
+// Tensor.numpy() view (of the carrier integer type for ml_dtypes types; of the detached tensor
+// when it requires grad), then convert(). None where the replay cannot follow the decision.
+class ToNumpyReplay {
+ public:
+  ToNumpyReplay(py::object numpy, py::object carrier, py::object stored, py::dtype target,
+                int d_code, bool d_swap, int s_code, int layout, bool share, int64_t max_bytes)
+      : numpy_(std::move(numpy)), carrier_(std::move(carrier)), stored_(std::move(stored)),
+        target_(std::move(target)), d_code_(d_code), d_swap_(d_swap), s_code_(s_code),
+        layout_(layout), share_(share), max_bytes_(max_bytes) {}
+
+  py::object operator()(py::handle tensor) const { return run(tensor); }
+
+  py::object run(py::handle tensor) const {
+    py::object view = view_of(tensor);
+    if (!view) {
+      py::object grad = py::reinterpret_steal<py::object>(
+          PyObject_GetAttrString(tensor.ptr(), "requires_grad"));
+      if (!grad) throw py::error_already_set();
+      if (!PyObject_IsTrue(grad.ptr())) return py::none();
+      py::object detached = tensor.attr("detach")();
+      view = view_of(detached);
+      if (!view) return py::none();
+    }
+    const auto array = py::reinterpret_borrow<py::array>(view);
+    py::object result = convert(array, target_, d_code_, d_swap_, s_code_, false, layout_, share_,
+                                max_bytes_);
+    if (result.is(view) && !carrier_.is_none()) return array.attr("view")(stored_);
+    return result;
+  }
+
+ private:
+  py::object view_of(py::handle tensor) const {
+    if (carrier_.is_none()) return call_refusable(numpy_.ptr(), tensor.ptr());
+    // The carrier view is refused like .numpy() is (a tensor with the negative bit, say).
+    py::object view_method = tensor.attr("view");
+    py::object carried = call_refusable(view_method.ptr(), carrier_.ptr());
+    if (!carried) return carried;
+    return call_refusable(numpy_.ptr(), carried.ptr());
+  }
+
+  py::object numpy_, carrier_, stored_;
+  py::dtype target_;
+  int d_code_;
+  bool d_swap_;
+  int s_code_, layout_;
+  bool share_;
+  int64_t max_bytes_;
+};
+
+// A memoised from_numpy decision, replayed: torch.from_numpy of the array itself where the
+// decision shares and torch holds the layout as it is; otherwise the cast into a fresh array
+// laid out like the source, then torch.from_numpy of that (through the carrier integer type for
+// ml_dtypes targets). None where the policy must decide (a layout torch holds only once
+// normalised) or the result is large.
+class FromNumpyReplay {
+ public:
+  FromNumpyReplay(py::object from_numpy, py::dtype target_np, py::object target,
+                  py::object carrier_np, int d_code, bool d_swap, int s_code, bool s_swap,
+                  bool share, int64_t max_bytes)
+      : from_numpy_(std::move(from_numpy)), target_np_(std::move(target_np)),
+        target_(std::move(target)), carrier_np_(std::move(carrier_np)), d_code_(d_code),
+        d_swap_(d_swap), s_code_(s_code), s_swap_(s_swap), share_(share), max_bytes_(max_bytes) {}
+
+  py::object operator()(const py::array& array) const { return run(array); }
+
+  py::object run(const py::array& array) const {
+    if (share_) {
+      const int cls = layout_class(array);
+      if (cls == 1) return from_numpy_(array);
+      if (cls == 2) return py::none();
+    }
+    py::object result = convert(array, target_np_, d_code_, d_swap_, s_code_, s_swap_, 0, false,
+                                max_bytes_);
+    if (result.is_none()) return result;
+    if (carrier_np_.is_none()) return from_numpy_(result);
+    return from_numpy_(result.attr("view")(carrier_np_)).attr("view")(target_);
+  }
+
+ private:
+  py::object from_numpy_;
+  py::dtype target_np_;
+  py::object target_, carrier_np_;
+  int d_code_;
+  bool d_swap_;
+  int s_code_;
+  bool s_swap_, share_;
+  int64_t max_bytes_;
+};
+
+// ---- the entries: one C call from to_numpy / from_numpy -------------------------------------
+//
+// fast_to_numpy(tensor, dtype, copy, order) and fast_from_numpy(array, dtype, copy) look the
+// call's signature up in the memo dicts python/torchnp/_fast.py keeps (handed over once by
+// fast_init) and run the replay found there, or return None: then the policy runs. Written
+// against the CPython API directly (METH_FASTCALL): pybind11's general argument handling would
+// cost more than the small copies they serve.
+
+// The memo holds native replays as capsules (a pointer lookup, not a pybind11 cast); the
+// capsule's context keeps the replay object alive.
+constexpr const char* kToNumpyCapsule = "torchnp.ToNumpyReplay";
+constexpr const char* kFromNumpyCapsule = "torchnp.FromNumpyReplay";
+
+template <class T>
+py::object capsule_of(py::object owner, const char* name) {
+  T* ptr = owner.cast<T*>();
+  PyObject* cap = PyCapsule_New(ptr, name, [](PyObject* c) {
+    Py_XDECREF(static_cast<PyObject*>(PyCapsule_GetContext(c)));
+  });
+  if (cap == nullptr) throw py::error_already_set();
+  PyCapsule_SetContext(cap, owner.release().ptr());
+  return py::reinterpret_steal<py::object>(cap);
+}
+
+struct FastState {
+  PyObject* tensor_type = nullptr;   // torch.Tensor (exactly; subclasses take the policy)
+  PyObject* to_numpy_memo = nullptr;
+  PyObject* from_numpy_memo = nullptr;
+  PyObject* dtype_name = nullptr;    // interned "dtype"
+  PyObject* metadata_name = nullptr;  // interned "metadata"
+};
+FastState g_fast;
+
+// Whether a requested dtype carries metadata (equal, and hashing equal, to the same dtype
+// without it: the memo must not conflate the two).
+bool has_metadata(PyObject* dtype) {
+  if (dtype == Py_None || PyUnicode_Check(dtype) || PyType_Check(dtype)) return false;
+  PyObject* md = PyObject_GetAttr(dtype, g_fast.metadata_name);
+  if (md == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool has = md != Py_None;
+  Py_DECREF(md);
+  return has;
+}
+
+// memo[k0][k1]...: the nested dicts _fast.py keeps (borrowed), or nullptr for a miss or an
+// unhashable key (both mean "ask the policy").
+PyObject* memo_get(PyObject* memo, std::initializer_list<PyObject*> keys) {
+  PyObject* node = memo;
+  for (PyObject* k : keys) {
+    if (!PyDict_Check(node)) return nullptr;
+    node = PyDict_GetItemWithError(node, k);
+    if (node == nullptr) {
+      if (PyErr_Occurred()) PyErr_Clear();
+      return nullptr;
+    }
+  }
+  return node;
+}
+
+// A dtype argument as _fast.arg_key makes it: a native NumPy dtype without metadata as its
+// scalar type, anything else as itself. Returns a borrowed reference.
+PyObject* arg_key(PyObject* dtype) {
+  auto& api = npy::npy_api::get();
+  if (dtype == Py_None || !api.PyArrayDescr_Check_(dtype)) return dtype;
+  const auto* d = npy::array_descriptor_proxy(dtype);
+  if (d->byteorder != '=' && d->byteorder != '|') return dtype;
+  if (has_metadata(dtype)) return dtype;
+  return d->typeobj;
+}
+
+template <class Fn>
+PyObject* guarded(const Fn& fn) {
+  try {
+    return fn().release().ptr();
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyObject* fast_to_numpy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4 || g_fast.to_numpy_memo == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "fast_to_numpy(tensor, dtype, copy, order) before fast_init");
+    return nullptr;
+  }
+  PyObject* tensor = args[0];
+  if (reinterpret_cast<PyObject*>(Py_TYPE(tensor)) != g_fast.tensor_type) Py_RETURN_NONE;
+  PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+  if (dt == nullptr) return nullptr;
+  PyObject* replay = memo_get(g_fast.to_numpy_memo, {dt, arg_key(args[1]), args[2], args[3]});
+  Py_DECREF(dt);
+  if (replay == nullptr) Py_RETURN_NONE;
+  const auto* r = static_cast<const ToNumpyReplay*>(PyCapsule_GetPointer(replay, kToNumpyCapsule));
+  if (r == nullptr) return nullptr;  // not a native replay: TypeError set
+  return guarded([&] { return r->run(py::handle(tensor)); });
+}
+
+PyObject* fast_from_numpy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3 || g_fast.from_numpy_memo == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "fast_from_numpy(array, dtype, copy) before fast_init");
+    return nullptr;
+  }
+  PyObject* array = args[0];
+  if (!py::isinstance<py::array>(array)) Py_RETURN_NONE;
+  // The array's element type as its scalar type and byte order (array_key in _fast.py): a
+  // NumPy dtype's own hash is computed from all its fields on every call.
+  const auto* descr = npy::array_descriptor_proxy(npy::array_proxy(array)->descr);
+  PyObject* order = PyLong_FromLong(descr->byteorder);  // a cached small int
+  PyObject* replay =
+      memo_get(g_fast.from_numpy_memo, {descr->typeobj, order, arg_key(args[1]), args[2]});
+  Py_DECREF(order);
+  if (replay == nullptr) Py_RETURN_NONE;  // (a tensor has no dtype metadata to keep)
+  const auto* r =
+      static_cast<const FromNumpyReplay*>(PyCapsule_GetPointer(replay, kFromNumpyCapsule));
+  if (r == nullptr) return nullptr;
+  return guarded([&] { return r->run(py::reinterpret_borrow<py::array>(array)); });
+}
+
+PyMethodDef g_fast_methods[] = {
+    {"fast_to_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_to_numpy)),
+     METH_FASTCALL,
+     "fast_to_numpy(tensor, dtype, copy, order): the memoised decision for this signature, "
+     "replayed; None when the policy must run."},
+    {"fast_from_numpy",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_from_numpy)), METH_FASTCALL,
+     "fast_from_numpy(array, dtype, copy): the memoised decision, replayed; or None."},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+void add_fast_path(py::module_& m) {
+  m.def(
+      "fast_init",
+      [](py::object tensor_type, py::dict to_numpy_memo, py::dict from_numpy_memo) {
+        // Kept for the life of the process (the module's memo dicts are never replaced).
+        g_fast.tensor_type = tensor_type.release().ptr();
+        g_fast.to_numpy_memo = to_numpy_memo.release().ptr();
+        g_fast.from_numpy_memo = from_numpy_memo.release().ptr();
+        g_fast.dtype_name = PyUnicode_InternFromString("dtype");
+        g_fast.metadata_name = PyUnicode_InternFromString("metadata");
+      },
+      py::arg("tensor_type"), py::arg("to_numpy_memo"), py::arg("from_numpy_memo"),
+      "Hand the fast path the memo dicts of torchnp._fast and torch.Tensor.");
+  if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
+  m.def("convert", &convert, py::arg("src").noconvert(), py::arg("descr"), py::arg("dst_code"),
+        py::arg("dst_swap"), py::arg("src_code"), py::arg("src_swap"), py::arg("layout"),
+        py::arg("share"), py::arg("max_bytes"),
+        "Replay a memoised conversion decision: the source itself (share, layout fits) or a "
+        "fresh array of descr in the layout (0 K, 1 C, 2 F, 3 A) holding the cast; None when "
+        "the result would be max_bytes or more.");
+  m.def(
+      "shareable",
+      [](const py::handle& obj) {
+        return py::isinstance<py::array>(obj) &&
+               layout_class(py::reinterpret_borrow<py::array>(obj)) == 1;
+      },
+      py::arg("array"), "Whether torch.from_numpy can share this ndarray as it is (and torchnp would).");
+  m.def("layout_class", &layout_class, py::arg("array").noconvert(),
+        "How torch can hold the array: 1 as it is, 2 once dead strides are normalised (or a "
+        "type only the policy maps), 0 not without a copy.");
+  py::class_<ToNumpyReplay>(m, "ToNumpyReplay", "A memoised to_numpy decision (see _fast.py).")
+      .def(py::init<py::object, py::object, py::object, py::dtype, int, bool, int, int, bool,
+                    int64_t>())
+      .def("__call__", &ToNumpyReplay::operator(), py::arg("tensor"))
+      .def("capsule", [](py::object self) { return capsule_of<ToNumpyReplay>(self, kToNumpyCapsule); },
+           "The replay as the capsule the memo holds.");
+  py::class_<FromNumpyReplay>(m, "FromNumpyReplay", "A memoised from_numpy decision.")
+      .def(py::init<py::object, py::dtype, py::object, py::object, int, bool, int, bool, bool,
+                    int64_t>())
+      .def("__call__", &FromNumpyReplay::operator(), py::arg("array").noconvert())
+      .def("capsule",
+           [](py::object self) { return capsule_of<FromNumpyReplay>(self, kFromNumpyCapsule); },
+           "The replay as the capsule the memo holds.");
+}
+
+}  // namespace torchnp::bindings

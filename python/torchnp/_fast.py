@@ -1,0 +1,329 @@
+"""The small-call fast path: the policy's decisions, memoised by call signature and replayed.
+
+What a call means depends on its signature (the element type of the tensor or array, the
+requested dtype, copy, order and the like) and on its layout. The policy (_to_numpy,
+_from_numpy) decides; for signatures whose decision needs no judgment beyond the layout it
+records a replay here. The next call with that signature skips the policy: one view of the
+tensor (torch's own ``Tensor.numpy``), then one native call that shares it when the decision
+allows and the layout fits, or allocates the result in the decided layout and copies
+(``_C.convert``); the Python engine replays the same steps in Python. Only small results take
+this path (under MAX_BYTES: large ones go through the policy, for the recycling output pool),
+and the decision is never made here: where a replay cannot follow it, it returns None and the
+policy runs.
+
+The memo is per engine (cleared when the engine changes) and bounded (MAX_ENTRIES signatures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchnp import _pool
+from torchnp._dtypes import ElementType, carrier_numpy, carrier_torch, core_code
+
+MAX_BYTES = _pool.MIN_BYTES
+MAX_ENTRIES = 512
+LAYOUTS = {"K": 0, "C": 1, "F": 2, "A": 3}
+
+# torch's own conversions, kept before anyone can patch them: the fast path never calls back
+# into a patched torch (issue: a patched Tensor.numpy calling torchnp would recurse).
+_tensor_numpy = torch.Tensor.numpy
+_torch_from_numpy = torch.from_numpy
+
+Replay = Callable[[Any], Any]
+# The memos, as nested dicts (one level per part of the signature: no key tuple to allocate):
+#   _TO_NUMPY[tensor dtype][dtype arg][copy][order] and
+#   _FROM_NUMPY[array scalar type][array byte order][dtype arg][copy].
+# A dtype argument enters as arg_key(dtype).
+_TO_NUMPY: dict = {}
+_FROM_NUMPY: dict = {}
+_entries = 0
+
+
+def clear() -> None:
+    """Forget every memoised decision (the engine changed, or something records the plans that
+    run: NativeEngine.recording clears the memo and keeps it empty while it records)."""
+    global _entries
+    _TO_NUMPY.clear()
+    _FROM_NUMPY.clear()
+    _entries = 0
+
+
+def arg_key(dtype: Any) -> Any:
+    """A dtype argument as a memo key. A native NumPy dtype without metadata enters as its
+    scalar type (a NumPy dtype's hash is recomputed from its fields on every call, and
+    ``np.dtype('f4')`` means what ``np.float32`` does); anything else as itself (a dtype with
+    metadata must not meet the same dtype without it)."""
+    if isinstance(dtype, np.dtype) and dtype.metadata is None and dtype.isnative:
+        return dtype.type
+    return dtype
+
+
+def _lookup(memo: dict, keys: tuple) -> Any:
+    node = memo
+    for k in keys:
+        node = node.get(k)
+        if node is None:
+            return None
+    return node
+
+
+recording = 0  # > 0 while NativeEngine.recording() runs: nothing is memoised
+
+
+def python_shareable(array: np.ndarray) -> bool:
+    """Whether torch.from_numpy can share the array as it is and torchnp would (the rule of
+    _C.shareable, for when the binary is not loaded)."""
+    from torchnp._memory import torch_can_view
+
+    return array.dtype in _FROM_NUMPY_NATIVE and torch_can_view(array)
+
+
+_FROM_NUMPY_NATIVE = frozenset(
+    np.dtype(t)
+    for t in (
+        *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+        *(np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128),
+    )
+)
+# The zero-copy check of from_numpy: _C.shareable once the native binary has loaded (set by
+# the engine loader), this otherwise.
+shareable: Callable[[np.ndarray], bool] = python_shareable
+
+
+def _remember(memo: dict, key: tuple, replay: Replay) -> None:
+    global _entries
+    if recording:
+        return
+    if _entries >= MAX_ENTRIES:
+        clear()  # a program with this many signatures gains little from any of them
+    node = memo
+    for k in key[:-1]:
+        node = node.setdefault(k, {})
+    if key[-1] not in node:
+        _entries += 1
+    node[key[-1]] = replay
+
+
+def _np_view(tensor: torch.Tensor, carrier: torch.dtype | None) -> np.ndarray | None:
+    """torch's own zero-copy view (of the carrier integer type for ml_dtypes types), or None
+    when torch refuses it (a tensor with bits, on a device, with a layout NumPy cannot hold)."""
+    try:
+        return _tensor_numpy(tensor if carrier is None else tensor.view(carrier))
+    except RecursionError:
+        raise
+    except (RuntimeError, TypeError):
+        if not tensor.requires_grad:
+            return None
+    try:  # requires grad: the values are what is converted (the policy detaches too)
+        detached = tensor.detach()
+        return _tensor_numpy(detached if carrier is None else detached.view(carrier))
+    except RecursionError:
+        raise
+    except (RuntimeError, TypeError):
+        return None
+
+
+# ---- to_numpy ----------------------------------------------------------------------------
+
+
+def python_to_numpy(tensor: torch.Tensor, dtype: Any, copy: Any, order: Any) -> np.ndarray | None:
+    """The replayed result of ``to_numpy(tensor, dtype, copy=copy, order=order)``, or None
+    when the policy must run (no decision recorded for this signature, or the replay cannot
+    follow it). The caller has checked ``type(tensor) is torch.Tensor`` and ``out is None``."""
+    try:
+        replay = _lookup(_TO_NUMPY, (tensor.dtype, arg_key(dtype), copy, order))
+    except TypeError:  # an unhashable dtype-like
+        return None
+    return None if replay is None else replay(tensor)
+
+
+def remember_to_numpy(
+    engine: Any, key: tuple, element: ElementType, target: np.dtype, share: bool, layout: str
+) -> None:
+    """Record the policy's decision for a signature `key` (tensor dtype, then dtype, copy and
+    order as passed; the dtype as arg_key gives it): the result has dtype `target`; it is the
+    tensor's own view when `share` and the layout fits `layout` (the checked order: K, A, C or
+    F), else a fresh array in `layout` ('A' resolved by the layout, as the policy does)."""
+    carrier = carrier_torch(key[0])  # ml_dtypes types: torch's .numpy() takes this integer view
+    d_code, d_swap = core_code(target)
+    replay = engine.to_numpy_replay(
+        target, d_code, d_swap, element.code, element.numpy, LAYOUTS[layout], share, carrier
+    )
+    with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
+        _remember(_TO_NUMPY, key, replay)
+
+
+# ---- from_numpy --------------------------------------------------------------------------
+
+
+def python_from_numpy(array: np.ndarray, dtype: Any, copy: Any) -> torch.Tensor | None:
+    """The replayed result of ``from_numpy(array, dtype, copy=copy)`` (CPU, not pinned, no
+    share_readonly), or None when the policy must run. The caller has checked
+    ``type(array) is np.ndarray`` and the defaults of the other arguments."""
+    try:
+        replay = _lookup(_FROM_NUMPY, array_key(array.dtype, dtype, copy))
+    except TypeError:
+        return None
+    return None if replay is None else replay(array)
+
+
+def array_key(array_dtype: np.dtype, dtype: Any, copy: Any) -> tuple:
+    """The memo key of a from_numpy signature. The array's element type enters as its scalar
+    type and byte order (a tensor keeps no dtype metadata, so nothing else of it matters)."""
+    return (array_dtype.type, ord(array_dtype.byteorder), arg_key(dtype), copy)
+
+
+def remember_from_numpy(
+    engine: Any,
+    key: tuple,
+    own: ElementType,
+    swapped: bool,
+    target_np: np.dtype,
+    target: torch.dtype,
+    share: bool,
+) -> None:
+    """Record the policy's decision for a signature `key` (array_key: the array's element type,
+    dtype and copy as passed): share when `share` and torch can hold the array as it is (else
+    the policy decides), or copy the cast into a fresh array laid out like the source."""
+    d_code, d_swap = core_code(target_np)
+    replay = engine.from_numpy_replay(
+        target_np, d_code, d_swap, own.code, swapped, share, target, carrier_numpy(target_np)
+    )
+    with contextlib.suppress(TypeError):
+        _remember(_FROM_NUMPY, key, replay)
+
+
+# ---- the replays, one pair per engine ----------------------------------------------------
+
+
+def native_to_numpy_replay(
+    C: Any,
+    target: np.dtype,
+    d_code: int,
+    d_swap: bool,
+    s_code: int,
+    stored: np.dtype,
+    layout: int,
+    share: bool,
+    carrier: torch.dtype | None,
+) -> Replay:
+    """The replay as one native object (_C.ToNumpyReplay: view and convert in one call), in the
+    capsule _C.fast_to_numpy reads."""
+    return C.ToNumpyReplay(
+        _tensor_numpy, carrier, stored, target, d_code, d_swap, s_code, layout, share, MAX_BYTES
+    ).capsule()
+
+
+def native_from_numpy_replay(
+    C: Any,
+    target_np: np.dtype,
+    d_code: int,
+    d_swap: bool,
+    s_code: int,
+    s_swap: bool,
+    share: bool,
+    target: torch.dtype,
+    carrier_np: np.dtype | None,
+) -> Replay:
+    """The replay as one native object (_C.FromNumpyReplay), in the capsule
+    _C.fast_from_numpy reads."""
+    return C.FromNumpyReplay(
+        _torch_from_numpy,
+        target_np,
+        target,
+        carrier_np,
+        d_code,
+        d_swap,
+        s_code,
+        s_swap,
+        share,
+        MAX_BYTES,
+    ).capsule()
+
+
+def python_to_numpy_replay(
+    engine: Any,
+    target: np.dtype,
+    layout: int,
+    share: bool,
+    carrier: torch.dtype | None,
+    stored: np.dtype,
+) -> Replay:
+    """The same replay for an engine without a native convert: in Python, through the engine's
+    own copy."""
+    from torchnp._memory import empty_in_order
+
+    order = "KCFA"[layout]
+
+    def replay(tensor: torch.Tensor) -> np.ndarray | None:
+        view = _np_view(tensor, carrier)
+        if view is None:
+            return None
+        if carrier is not None:
+            view = view.view(stored)
+        flags = view.flags
+        fits = (
+            order in "KA"
+            or (order == "C" and flags.c_contiguous)
+            or (order == "F" and flags.f_contiguous)
+        )
+        if share and fits:
+            return view
+        if view.size * target.itemsize >= MAX_BYTES:
+            return None
+        resolved = (
+            ("F" if flags.f_contiguous and not flags.c_contiguous else "C")
+            if order == "A"
+            else order
+        )
+        out = empty_in_order(view.shape, view.strides, target, resolved)
+        engine.copy(out, view)
+        return out
+
+    return replay
+
+
+def python_from_numpy_replay(
+    engine: Any, target_np: np.dtype, share: bool, target: torch.dtype
+) -> Replay:
+    """The from_numpy replay through the engine's own copy."""
+    from torchnp._memory import empty_in_order, tensor_of_numpy_view, tensor_view, torch_can_view
+
+    def replay(array: np.ndarray) -> torch.Tensor | None:
+        if share and torch_can_view(array):
+            return tensor_view(array, target)
+        if array.size * target_np.itemsize >= MAX_BYTES:
+            return None
+        out = empty_in_order(array.shape, array.strides, target_np, "K")
+        engine.copy(out, array)
+        return tensor_of_numpy_view(out, target)
+
+    return replay
+
+
+# The entries to_numpy / from_numpy call: the native ones (_C.fast_to_numpy / fast_from_numpy,
+# one C call) while the native engine is active, these Python ones otherwise (activate()).
+to_numpy: Callable[..., Any] = python_to_numpy
+from_numpy: Callable[..., Any] = python_from_numpy
+_initialised: set[int] = set()
+
+
+def activate(engine: Any) -> None:
+    """Switch the fast path to `engine`: forget the other engine's replays, and use the native
+    entries when the engine has them."""
+    global to_numpy, from_numpy
+    clear()
+    C = getattr(engine, "_C", None)
+    if C is None:
+        to_numpy, from_numpy = python_to_numpy, python_from_numpy
+        return
+    if id(C) not in _initialised:
+        C.fast_init(torch.Tensor, _TO_NUMPY, _FROM_NUMPY)
+        _initialised.add(id(C))
+    to_numpy, from_numpy = C.fast_to_numpy, C.fast_from_numpy

@@ -1,0 +1,219 @@
+"""The small-call fast path replays the policy's decisions exactly: for random signatures and
+layouts, a call answered from the memo (recorded by an earlier call of the same signature with
+another layout) gives what the full policy gives for this call — the same values, dtype, shape,
+strides, sharing and flags, or the same error — on both engines."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import oracle
+import torchnp
+from torchnp import _fast
+
+TENSOR_DTYPES = [
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int16,
+    torch.uint8,
+    torch.bool,
+    torch.complex64,
+    torch.float8_e4m3fn,
+]
+TO_NUMPY_DTYPES = [
+    None,
+    np.float32,
+    "float16",
+    torch.float64,
+    np.dtype("f4"),
+    np.dtype(">f8"),
+    ml_dtypes.bfloat16,
+    np.int32,
+    np.uint8,
+    np.complex128,
+]
+ARRAY_DTYPES = [
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+    np.dtype(">f4"),
+    np.dtype(np.int16),
+    np.dtype(np.uint8),
+    np.dtype(np.bool_),
+    np.dtype(np.complex64),
+    np.dtype(ml_dtypes.bfloat16),
+]
+FROM_NUMPY_DTYPES = [None, torch.float32, torch.float64, np.float16, "int32", torch.bfloat16]
+SETTINGS = settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@contextlib.contextmanager
+def policy_only():
+    """No memoised decision is used or recorded: every call runs the full policy."""
+    _fast.clear()
+    _fast.recording += 1
+    try:
+        yield
+    finally:
+        _fast.recording -= 1
+
+
+def outcome(fn):
+    """(result, None) or (None, (exception type, message)), warnings kept out of the way."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return fn(), None
+        except (TypeError, ValueError, RuntimeError) as exc:
+            return None, (type(exc), str(exc))
+
+
+@st.composite
+def tensors(draw, dtype):
+    ndim = draw(st.integers(0, 3))
+    shape = draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim))
+    base = torch.from_numpy(
+        np.random.default_rng(draw(st.integers(0, 99))).integers(0, 256, (4096,), dtype=np.uint8)
+    )
+    n = int(np.prod(shape)) if shape else 1
+    t = base[: max(n, 1) * (torch.empty(0, dtype=dtype).element_size())]
+    t = t.view(dtype)[:n].reshape(shape)
+    kind = draw(st.sampled_from(["plain", "transposed", "sliced", "expanded", "flipped"]))
+    if kind == "transposed" and ndim >= 2:
+        t = t.transpose(0, -1)
+    elif kind == "sliced" and ndim >= 1 and shape[0] > 1:
+        t = t[::2]
+    elif kind == "expanded" and ndim >= 1 and shape[-1] == 1:
+        t = t.expand(*shape[:-1], 3)
+    elif kind == "flipped" and ndim >= 1 and shape[0] > 1:
+        t = t[1:]  # an offset view (torch has no negative strides)
+    if dtype.is_floating_point and draw(st.booleans()):
+        t = t.detach().requires_grad_(True)
+    return t
+
+
+def _same(fast, policy, source_memory):
+    assert type(fast) is type(policy)
+    if isinstance(policy, torch.Tensor):
+        assert fast.dtype == policy.dtype and fast.shape == policy.shape
+        assert fast.stride() == policy.stride()
+        oracle.assert_tensor_bits(fast, oracle.exact_view(policy), "fast vs policy")
+        fast_shares = fast.numel() > 0 and np.shares_memory(oracle.exact_view(fast), source_memory)
+        policy_shares = policy.numel() > 0 and np.shares_memory(
+            oracle.exact_view(policy), source_memory
+        )
+    else:
+        assert fast.dtype == policy.dtype and fast.shape == policy.shape
+        assert fast.strides == policy.strides, (fast.strides, policy.strides)
+        assert fast.flags.writeable == policy.flags.writeable
+        oracle.assert_same_bits(fast, policy, "fast vs policy")
+        fast_shares = fast.size > 0 and np.shares_memory(fast, source_memory)
+        policy_shares = policy.size > 0 and np.shares_memory(policy, source_memory)
+    assert fast_shares == policy_shares, "sharing differs"
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    tensor_dtype=st.sampled_from(TENSOR_DTYPES),
+    dtype=st.sampled_from(TO_NUMPY_DTYPES),
+    copy=st.sampled_from([None, True, np.True_]),
+    order=st.sampled_from(["K", "C", "F", "A", "c"]),
+)
+def test_to_numpy_replay_equals_the_policy(engine, data, tensor_dtype, dtype, copy, order):
+    first = data.draw(tensors(tensor_dtype))  # the same signature: the same element type
+    second = data.draw(tensors(tensor_dtype))
+    call = {"dtype": dtype, "copy": copy, "order": order}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _fast.clear()
+        outcome(lambda: torchnp.to_numpy(first, **call))  # records the signature's decision
+    fast, fast_error = outcome(lambda: torchnp.to_numpy(second, **call))
+    with policy_only():
+        policy, policy_error = outcome(lambda: torchnp.to_numpy(second, **call))
+    assert fast_error == policy_error
+    if policy_error is None:
+        memory = oracle.exact_view(second.detach()) if second.numel() else np.empty(0)
+        _same(fast, policy, memory)
+
+
+@st.composite
+def arrays(draw, dtype):
+    ndim = draw(st.integers(0, 3))
+    shape = draw(st.lists(st.integers(0, 5), min_size=ndim, max_size=ndim))
+    raw = np.random.default_rng(draw(st.integers(0, 99))).integers(0, 256, 4096, dtype=np.uint8)
+    n = int(np.prod(shape)) if shape else 1
+    a = raw[: max(n, 1) * dtype.itemsize].view(dtype)[:n].reshape(shape)
+    if dtype == np.bool_:
+        a = (raw[:n] & 1).astype(bool).reshape(shape)
+    kind = draw(st.sampled_from(["plain", "reversed", "transposed", "strided", "offset"]))
+    if kind == "reversed" and ndim >= 1:
+        a = a[::-1]
+    elif kind == "transposed" and ndim >= 2:
+        a = a.T
+    elif kind == "strided" and ndim >= 1 and shape[0] > 1:
+        a = a[::2]
+    elif kind == "offset" and n:
+        buf = np.zeros(n * dtype.itemsize + 1, np.uint8)
+        a = buf[1:].view(dtype).reshape(shape)  # unaligned for itemsize > 1
+        a[...] = np.zeros((), dtype)
+    if draw(st.booleans()) and a.flags.writeable:
+        a = a.copy()
+        a.flags.writeable = draw(st.booleans())
+    return a
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    array_dtype=st.sampled_from(ARRAY_DTYPES),
+    dtype=st.sampled_from(FROM_NUMPY_DTYPES),
+    copy=st.sampled_from([None, True]),
+)
+def test_from_numpy_replay_equals_the_policy(engine, data, array_dtype, dtype, copy):
+    first = data.draw(arrays(array_dtype))
+    second = data.draw(arrays(array_dtype))
+    call = {"dtype": dtype, "copy": copy}
+    _fast.clear()
+    outcome(lambda: torchnp.from_numpy(first, **call))
+    fast, fast_error = outcome(lambda: torchnp.from_numpy(second, **call))
+    with policy_only():
+        policy, policy_error = outcome(lambda: torchnp.from_numpy(second, **call))
+    assert fast_error == policy_error
+    if policy_error is None:
+        _same(fast, policy, second if second.size else np.empty(0))
+
+
+def test_the_memo_is_used_and_bounded(engine):
+    t = torch.arange(12.0).reshape(3, 4)
+    _fast.clear()
+    torchnp.to_numpy(t, dtype=np.float16)
+    assert _fast._lookup(_fast._TO_NUMPY, (t.dtype, np.float16, None, "K")) is not None
+    for k in range(_fast.MAX_ENTRIES + 5):  # many distinct signatures: bounded, then cleared
+        torchnp.to_numpy(t, dtype=np.float16, order=["K", "C", "F", "A"][k % 4], copy=True)
+        torchnp.from_numpy(np.ones(k % 7 + 1), dtype=torch.float32)
+    assert _fast._entries <= _fast.MAX_ENTRIES
+
+
+@pytest.mark.single_engine
+def test_a_dtype_with_metadata_is_not_confused_with_the_plain_one():
+    t = torch.ones(3)
+    plain = np.dtype(np.float16)
+    tagged = np.dtype(np.float16, metadata={"unit": "m"})
+    _fast.clear()
+    for _ in range(3):
+        assert torchnp.to_numpy(t, dtype=plain).dtype.metadata is None
+        assert torchnp.to_numpy(t, dtype=tagged).dtype.metadata == {"unit": "m"}
