@@ -132,7 +132,8 @@ int64_t outer_count(const int64_t* ext, int ndims) {
 }
 
 // Flat: blocks of plan.block elements; the first block ends where the destination reaches a
-// cache line, so that no two threads write the same line.
+// multiple of plan.chunk_align (a cache line, so that no two threads write the same line; a
+// huge page, so that no two threads fault in the same one).
 int run_flat(const Plan& p, int64_t n, const char* src, char* dst) {
   const int64_t es = itemsize(p.src_dtype), ed = itemsize(p.dst_dtype);
   auto copy = [&](int64_t b, int64_t e) {
@@ -144,7 +145,8 @@ int run_flat(const Plan& p, int64_t n, const char* src, char* dst) {
     }
   };
   const auto addr = reinterpret_cast<uintptr_t>(dst);
-  int64_t head = static_cast<int64_t>((kCacheLine - addr % kCacheLine) % kCacheLine);
+  const auto align = static_cast<uintptr_t>(p.chunk_align);
+  int64_t head = static_cast<int64_t>((align - addr % align) % align);
   head = head % ed == 0 ? head / ed : 0;
   if (head >= n) head = 0;
   const int64_t blocks = (head > 0 ? 1 : 0) + ceil_div(n - head, p.block);

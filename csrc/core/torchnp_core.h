@@ -137,6 +137,9 @@ struct Plan {
   // the pool hands out chunks of `grain` units. At most `threads` threads run it, the calling
   // thread included (1: the caller alone, with no pool hand-off at all).
   int64_t block = 0;            // kFlat: elements per unit; kStrided: row segment length
+  // kFlat: units after the first start at destination addresses that are multiples of this
+  // (a cache line, so no two threads write one line; a huge page for large copies).
+  int64_t chunk_align = 64;
   int64_t tile_i = 0, tile_j = 0;  // transposes: macro tile
   int64_t grain = 1;
   int threads = 1;

@@ -762,9 +762,12 @@ void check_plans() {
 StridedLoop g_real_loop = nullptr;
 TransposeLoop g_real_tile = nullptr;
 std::atomic<int64_t> g_loop_calls{0}, g_tile_calls{0};
+// Destinations of the counted loop calls that do not start at a multiple of 2 MiB.
+std::atomic<int64_t> g_loop_off_page{0};
 
 void counting_loop(const char* s, int64_t ss, char* d, int64_t ds, int64_t n) {
   ++g_loop_calls;
+  if (reinterpret_cast<uintptr_t>(d) % (uintptr_t{2} << 20) != 0) ++g_loop_off_page;
   g_real_loop(s, ss, d, ds, n);
 }
 void counting_tile(const char* s, int64_t ss, char* d, int64_t ds, int64_t ni, int64_t nj) {
@@ -791,12 +794,28 @@ void check_plan_is_what_runs() {
     CHECK(p.streaming == has_nt && p.threads == 2, "[%s] %s", v.c_str(), plan_name(p).c_str());
     CHECK(plan_name(p) == (has_nt ? "copy_nt/" + v : std::string("memcpy")), "[%s] %s", v.c_str(),
           plan_name(p).c_str());
+    // Cut at huge-page boundaries: every unit after the head starts on a 2 MiB multiple, so
+    // no two threads fault in the same fresh huge page.
+    CHECK(p.chunk_align == (int64_t{2} << 20) && p.block * 4 == p.chunk_align,
+          "[%s] 64 MiB flat plan: chunk_align %lld block %lld", v.c_str(),
+          static_cast<long long>(p.chunk_align), static_cast<long long>(p.block));
     if (has_nt) {
       g_real_loop = p.inner.copy_bytes_nt;
       p.inner.copy_bytes_nt = &counting_loop;
       g_loop_calls = 0;
+      g_loop_off_page = 0;
       execute(p, s.data, d.data);
       CHECK(g_loop_calls > 0, "[%s] the planned streaming copy did not run", v.c_str());
+      const bool head_off = reinterpret_cast<uintptr_t>(d.data) % (uintptr_t{2} << 20) != 0;
+      CHECK(g_loop_off_page <= (head_off ? 1 : 0), "[%s] %lld units off a 2 MiB boundary",
+            v.c_str(), static_cast<long long>(g_loop_off_page.load()));
+      CHECK(std::memcmp(s.data, d.data, n * 4) == 0, "[%s] chunked copy differs", v.c_str());
+    }
+    {  // Below 4 MiB: cache-line units, as before.
+      const int64_t small[1] = {int64_t{1} << 18};
+      const Plan q = plan_copy(small, d.op(), s.op(), Negate::kNone, 2);
+      CHECK(q.chunk_align == 64, "[%s] 1 MiB flat plan: chunk_align %lld", v.c_str(),
+            static_cast<long long>(q.chunk_align));
     }
     // A cast: the plan's unit-stride kernel is the one called.
     std::vector<double> src64(4096, 1.5);
