@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from torchnp import bench
-from torchnp.bench.cases import CASES
+from torchnp.bench.regimes import CASES, REGIMES
 
 pytestmark = pytest.mark.single_engine
 
@@ -37,19 +37,47 @@ NAMES = [
     "P9_nchw_f32_to_nhwc_u8",
     "P10_tiny_zero_copy",
     "P11_conj_c64",
+    "S1_copy_16K",
+    "S1k_copy_1K",
+    "S2_transpose_16K",
+    "S3_f64_to_f32_16K",
+    "S4_bf16_to_f32_16K",
+    "S5_f32_to_f16_16K",
+    "S6_from_numpy_cast_16K",
+    "S7_from_numpy_negstride_16K",
+    "Z1_to_numpy_view",
+    "Z2_from_numpy_view",
+    "L1o_copy_out_512K",
+    "L1o_copy_out_64M",
+    "L2o_transpose_out_512K",
+    "L2o_transpose_out_64M",
+    "L4_f64_to_f32_512K",
+    "L4_f64_to_f32_64M",
+    "F1_copy_64M",
+    "F2_copy_256M",
+    "F3_transpose_8192",
+    "F4_f64_to_f32_64M",
+    "F5_from_numpy_negstride_64M",
+    "F6_from_numpy_bigendian_64M",
 ]
 CASE_FIELDS = {
     "name": str,
+    "regime": str,
     "bytes": int,
     "torchnp_s": float,
-    "torchnp_first_s": float,
     "baseline": str,
     "baseline_s": float,
     "numpy_s": (float, type(None)),
     "speedup": float,
-    "of_limit": (float, type(None)),
 }
-NO_NUMPY_WAY = {"P5_bf16_to_f32", "P10_tiny_zero_copy"}
+STEADY_FIELDS = {"torchnp_first_s": float, "of_limit": (float, type(None))}
+NO_NUMPY_WAY = {
+    "P5_bf16_to_f32",
+    "P10_tiny_zero_copy",
+    "S4_bf16_to_f32_16K",
+    "Z1_to_numpy_view",
+    "Z2_from_numpy_view",
+}
 
 
 @pytest.fixture
@@ -63,7 +91,8 @@ def keep_threads():
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]:
     out = tmp_path_factory.mktemp("bench")
     threads = torch.get_num_threads()
-    args = ["--tiny", "--threads", str(threads), "--json", str(out / "r.json")]
+    args = ["--tiny", "--threads", str(threads), "--processes", "1", "--repeat", "3"]
+    args += ["--json", str(out / "r.json")]
     args += ["--markdown", str(out / "r.md"), "--plot", str(out / "r.png")]
     try:
         rc = bench.main(args)
@@ -75,6 +104,8 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]
 
 def test_every_named_case_is_defined() -> None:
     assert [c.name for c in CASES] == NAMES
+    for c in CASES:
+        assert c.name[0] == c.regime and c.regime in REGIMES
 
 
 def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
@@ -84,11 +115,13 @@ def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
     assert report["engine"] in ("native", "python")
     for key in ("cpu_variant", "torch_version", "numpy_version", "limit", "profile"):
         assert key in report
+    assert report["regimes"] == list(REGIMES)
     assert [c["name"] for c in report["cases"]] == NAMES
     for case in report["cases"]:
-        for field, kind in CASE_FIELDS.items():
+        fields = CASE_FIELDS | (STEADY_FIELDS if case["regime"] != "F" else {})
+        for field, kind in fields.items():
             assert isinstance(case[field], kind), (case["name"], field, case[field])
-        assert "kernel" in case
+        assert case["regime"] == case["name"][0]
         assert case["agrees"], case["disagreeing_ways"]
         assert case["torchnp_s"] > 0 and case["baseline_s"] > 0
         assert math.isclose(case["speedup"], case["baseline_s"] / case["torchnp_s"])
@@ -96,6 +129,22 @@ def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
         assert case["baseline_s"] == min(builtins)
         assert case["baseline"] in case["ways_s"]
         assert (case["numpy_s"] is None) == (case["name"] in NO_NUMPY_WAY)
+        # Every regime but P has its target, judged in the record.
+        assert (case["meets_target"] is None) == (case["regime"] == "P"), case
+        if case["regime"] in "SF":
+            assert case["meets_target"] == (case["speedup"] >= 1.0)
+        if case["regime"] == "L":
+            # torchnp on one thread is the second yardstick, timed in the same turns.
+            assert case["torchnp_1_s"] > 0
+            assert math.isclose(case["vs_one_thread"], case["torchnp_1_s"] / case["torchnp_s"])
+        if case["regime"] == "F":
+            assert case["processes"] == 1 and len(case["samples_s"][case["torchnp_way"]]) == 1
+            assert set(case["page_faults"]) == set(case["ways_s"])
+            continue
+        if case["regime"] != "P":
+            assert case.get("limit_gbps") is None and case["of_limit"] is None
+            continue
+        assert "kernel" in case
         # of_limit only where the data exceeds the last-level cache (never at --tiny sizes)
         if case["bytes"] > report["machine"]["llc_bytes"]:
             expected = case["bytes"] / case["torchnp_s"] / (case["limit_gbps"] * 1e9)
@@ -111,10 +160,69 @@ def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
         assert any(k.startswith("torchnp core copy") for k in limit["first_gbps"]), limit
 
 
+def test_regime_filter_and_one_thread_way(tmp_path: Path, keep_threads: int) -> None:
+    out = tmp_path / "r.json"
+    torch.set_num_threads(2)
+    assert bench.main(["--tiny", "--regimes", "z,L", "--cases", "Z1,L4", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [c["name"] for c in report["cases"]] == [
+        "Z1_to_numpy_view",
+        "L4_f64_to_f32_512K",
+        "L4_f64_to_f32_64M",
+    ]
+    assert report["limit"] is None and report["regimes"] == ["Z", "L"]
+    assert torch.get_num_threads() == 2  # the 1-thread way restored the count
+    with pytest.raises(SystemExit):
+        bench.main(["--tiny", "--regimes", "P,Q"])
+    with pytest.raises(SystemExit):
+        bench.main(["--tiny", "--regimes", "S", "--cases", "P1"])  # P1 is not an S case
+    with pytest.raises(SystemExit):
+        bench.main(["--regimes", "F", "--processes", "2"])  # fewer than 5 fresh processes
+
+
+def test_sweep_mode(tmp_path: Path, keep_threads: int) -> None:
+    from torchnp.bench.sweep import crossovers
+
+    out, md, png = tmp_path / "s.json", tmp_path / "s.md", tmp_path / "s.png"
+    args = ["--tiny", "--sweep", "--repeat", "2", "--json", str(out), "--markdown", str(md)]
+    assert bench.main([*args, "--plot", str(png)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["points"]) == {"copy", "transpose"}
+    for op, points in report["points"].items():
+        assert [p["bytes"] for p in points] == [16 << 10, 64 << 10]
+        for p in points:
+            assert p["agrees"] and math.isclose(p["speedup"], p["baseline_s"] / p["torchnp_s"])
+        assert report["crossovers"][op] == crossovers(points)
+    worst = min(p["speedup"] for ps in report["points"].values() for p in ps)
+    assert report["meets_target"] == (worst >= 0.95)
+    assert "| 16 KiB |" in md.read_text() and "crossovers" in md.read_text()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):
+        bench.main(["--tiny", "--sweep", "--cases", "P1"])
+
+
+def test_crossovers_are_interpolated_on_log_scales() -> None:
+    from torchnp.bench.sweep import crossovers
+
+    points = [
+        {"bytes": 1 << 10, "speedup": 0.5},
+        {"bytes": 1 << 12, "speedup": 2.0},  # crosses halfway, at 2 KiB
+        {"bytes": 1 << 14, "speedup": 4.0},
+        {"bytes": 1 << 16, "speedup": 0.5},  # log 4 : log 0.5 = 2 : -1, so at 2^(14 + 2 * 2/3)
+    ]
+    found = crossovers(points)
+    assert len(found) == 2
+    assert math.isclose(found[0], 2048.0)
+    assert math.isclose(found[1], 2 ** (14 + 4 / 3))
+
+
 def test_markdown_and_plot(full_run: tuple[dict, str, Path]) -> None:
     _, table, png = full_run
     for name in NAMES:
         assert f"| {name} |" in table
+    for regime in REGIMES:
+        assert f"**{regime} · " in table
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,6 +1,11 @@
-"""``python -m torchnp bench``: torchnp against the built-ins, as ratios to the copy limit.
+"""``python -m torchnp bench``: torchnp against the built-ins, regime by regime.
 
-For each case it reports torchnp's time, the best built-in way (torch's or NumPy's, named), the
+The regimes (``--regimes``, all by default): P steady state (a warm loop over large tensors),
+S small calls, Z zero-copy calls, L one core busy with another process (the harness starts and
+stops it), F first call in a fresh process (each way in ``--processes`` fresh processes).
+``--sweep`` instead runs one copy and one transpose from 16 KiB to 256 MiB (bench/sweep.py).
+
+For each P case it reports torchnp's time, the best built-in way (torch's or NumPy's, named), the
 bytes moved (read + written), ``speedup = baseline_s / torchnp_s``, the plans that ran and, for
 cases whose data exceeds the last-level cache, ``of_limit = (bytes / torchnp_s) / limit``, where
 the limit is the fastest large warm contiguous copy this machine has (np.copyto, split or not, or
@@ -17,9 +22,12 @@ import sys
 
 import torch
 
-from torchnp.bench.cases import CASES, PROFILES, select
+from torchnp.bench.cases import PROFILES
+from torchnp.bench.first_call import MIN_PROCESSES
+from torchnp.bench.regimes import CASES, REGIMES, select
 from torchnp.bench.report import markdown, write_json, write_plot
 from torchnp.bench.runner import LIMIT_ARRAY_BYTES, run_benchmark
+from torchnp.bench.sweep import SIZES, TINY_SIZES, run_sweep, sweep_markdown, write_sweep_plot
 
 __all__ = ["main"]
 
@@ -31,8 +39,9 @@ DISAGREE = 1  # some built-in way's result differed from torchnp's: its numbers 
 NO_MATPLOTLIB = 3  # --plot without matplotlib installed (checked before anything runs)
 
 DESCRIPTION = (
-    "torchnp against the built-ins, each case as a speedup over the best built-in way and as a "
-    "fraction of this machine's copy limit, all measured side by side in one run."
+    "torchnp against the built-ins in every regime (steady state, small calls, zero-copy, one "
+    "core busy, first call in a fresh process), each case as a speedup over the best built-in "
+    "way, all measured side by side in one run."
 )
 EPILOG = (
     "cases: {cases}. Exit status: 0, {disagree} if a built-in way's result differed from "
@@ -52,7 +61,24 @@ def _parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="smaller sizes (whole run < 90 s on 2 cores)"
     )
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke tests only
-    p.add_argument("--cases", metavar="P2,P4", help="only these cases (ids or full names)")
+    p.add_argument(
+        "--regimes",
+        metavar="P,S,Z,L,F",
+        help=f"only these regimes (default all: {', '.join(REGIMES)})",
+    )
+    p.add_argument("--cases", metavar="P2,S1k", help="only these cases (ids or full names)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=MIN_PROCESSES,
+        metavar="N",
+        help=f"F regime: fresh processes per way (default and minimum {MIN_PROCESSES})",
+    )
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: copy and transpose from 16 KiB to 256 MiB against the built-in",
+    )
     p.add_argument("--threads", type=int, metavar="N", help="torch.set_num_threads(N) first")
     p.add_argument("--repeat", type=int, default=5, metavar="N", help="timed runs (default 5)")
     p.add_argument(
@@ -64,7 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="PATH", help="write the full report as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table as Markdown")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart (needs matplotlib)")
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        nargs="?",
+        const="",
+        help="write a PNG chart (needs matplotlib; default bench.png, or sweep.png with --sweep)",
+    )
     return p
 
 
@@ -77,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = _parser()
     ns = parser.parse_args(argv)
-    if ns.plot and importlib.util.find_spec("matplotlib") is None:
+    if ns.plot is not None and importlib.util.find_spec("matplotlib") is None:
         print(
             "bench: --plot needs matplotlib, which is not installed "
             "(pip install matplotlib, or leave out --plot)",
@@ -86,27 +118,42 @@ def main(argv: list[str] | None = None) -> int:
         return NO_MATPLOTLIB
     if ns.repeat < 1:
         parser.error("--repeat must be at least 1")
-    try:
-        cases = select(ns.cases)
-    except ValueError as exc:
-        parser.error(str(exc))
     if ns.threads is not None:
         if ns.threads < 1:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(ns.threads)
+    if ns.sweep:
+        if ns.regimes or ns.cases:
+            parser.error("--sweep runs its own two ops: leave out --regimes and --cases")
+        report = run_sweep(TINY_SIZES if ns.tiny else SIZES, ns.repeat)
+        table = sweep_markdown(report)
+        _write(table, report, ns, write_sweep_plot, "sweep.png")
+        return 0 if report["agrees"] else DISAGREE
+    try:
+        cases = select(ns.cases, ns.regimes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # The smoke test may run F with fewer processes; a real run never does.
+    if ns.processes < (1 if ns.tiny else MIN_PROCESSES):
+        parser.error(f"--processes must be at least {MIN_PROCESSES}")
     profile = "tiny" if ns.tiny else "quick" if ns.quick else "full"
     if ns.limit_mib < 1:
         parser.error("--limit-mib must be at least 1")
     limit_bytes = TINY_LIMIT_BYTES if ns.tiny else ns.limit_mib << 20
-    report = run_benchmark(cases, PROFILES[profile], profile, ns.repeat, limit_bytes)
-    table = markdown(report)
+    report = run_benchmark(
+        cases, PROFILES[profile], profile, ns.repeat, limit_bytes, processes=ns.processes
+    )
+    _write(markdown(report), report, ns, write_plot, "bench.png")
+    return 0 if all(c["agrees"] for c in report["cases"]) else DISAGREE
+
+
+def _write(table: str, report: dict, ns: argparse.Namespace, plot, default_png: str) -> None:
     print(table, end="")
     if ns.markdown:
         with open(ns.markdown, "w") as f:
             f.write(table)
     if ns.json:
         write_json(report, ns.json)
-    if ns.plot:
-        write_plot(report, ns.plot)
+    if ns.plot is not None:
+        plot(report, ns.plot or default_png)
     print(f"bench: {report['wall_s']:.1f} s", file=sys.stderr)
-    return 0 if all(c["agrees"] for c in report["cases"]) else DISAGREE

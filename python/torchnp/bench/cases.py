@@ -16,6 +16,7 @@ import torch
 import torchnp
 
 TORCHNP, TORCH, NUMPY = "torchnp", "torch", "numpy"
+TORCHNP_1 = "torchnp, 1 thread"  # the loaded regime's second yardstick: torchnp on one thread
 NHWC = (0, 2, 3, 1)
 
 
@@ -23,9 +24,10 @@ NHWC = (0, 2, 3, 1)
 class Way:
     """One way to do a case's job: who provides it, how a user writes it, and the call."""
 
-    kind: str  # TORCHNP, TORCH or NUMPY
+    kind: str  # TORCHNP, TORCH, NUMPY or TORCHNP_1
     label: str
     fn: Callable[[], object]
+    threads: int | None = None  # torch.set_num_threads(threads) around each timed sample
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Sizes:
     side: int
     nchw: tuple[int, int, int, int]
     tiny: int = 16
+    # The L and F regimes' large size: 64 MiB in their names; small for the smoke test.
+    large_bytes: int = 64 << 20
 
 
 PROFILES = {
@@ -53,17 +57,23 @@ PROFILES = {
     # Every working set still well past the 32 MiB L3 of the development machine.
     "quick": Sizes(flat=1 << 24, side=4096, nchw=(64, 3, 224, 224)),
     # For the smoke test only: correctness of the harness, not of the numbers.
-    "tiny": Sizes(flat=4096, side=64, nchw=(2, 3, 8, 8)),
+    "tiny": Sizes(flat=4096, side=64, nchw=(2, 3, 8, 8), large_bytes=1 << 20),
 }
 
 
 @dataclass(frozen=True)
 class Case:
-    """A named benchmark case and how to build it for a size profile."""
+    """A named benchmark case and how to build it for a size profile. The regime is the name's
+    first letter: P steady state, S small calls, Z zero-copy, L one core busy (the F first-call
+    cases are first_call.FirstCallCase)."""
 
     name: str
     summary: str
     prepare: Callable[[Sizes], Prepared]
+
+    @property
+    def regime(self) -> str:
+        return self.name[0]
 
     @property
     def key(self) -> str:
@@ -307,7 +317,7 @@ def _p10(s: Sizes) -> Prepared:
     )
 
 
-CASES: tuple[Case, ...] = (
+P_CASES: tuple[Case, ...] = (
     Case("P1_copy_fresh", "contiguous f32 copy into a new array", _p1),
     Case("P1o_copy_out", "contiguous f32 copy into out=", _p1o),
     Case("P2_transpose_f32", "f32 .T to a C-order new array", _p2),
@@ -322,16 +332,3 @@ CASES: tuple[Case, ...] = (
     Case("P10_tiny_zero_copy", "16-element tensor, zero-copy view (per call)", _p10),
     Case("P11_conj_c64", "complex64 tensor with the conjugate bit -> array", _p11),
 )
-
-
-def select(spec: str | None) -> list[Case]:
-    """The cases named by a comma list of keys or full names (``P2,P4``); all when None."""
-    if not spec:
-        return list(CASES)
-    wanted = [w.strip() for w in spec.split(",") if w.strip()]
-    chosen = [c for c in CASES if c.key in wanted or c.name in wanted]
-    unknown = set(wanted) - {c.key for c in chosen} - {c.name for c in chosen}
-    if unknown:
-        keys = ", ".join(c.key for c in CASES)
-        raise ValueError(f"unknown case(s) {', '.join(sorted(unknown))}; choose from {keys}")
-    return chosen

@@ -25,7 +25,8 @@ def format_bytes(n: int) -> str:
     """A byte count in binary units (``512 MiB``, ``24 KiB``)."""
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.3g} {unit}"
+            value = n / size
+            return f"{value:.3g} {unit}" if value < 1000 else f"{value:.0f} {unit}"
     return f"{n} B"
 
 
@@ -43,21 +44,44 @@ def headline(report: dict) -> str:
     engine = report["engine"] + (f" ({report['cpu_variant']})" if report.get("cpu_variant") else "")
     threads = report["threads"]
     llc = report["machine"].get("llc_bytes")
-    beyond = (
-        f"; of-limit only for cases moving more than the {format_bytes(llc)} LLC" if llc else ""
-    )
-    return (
-        f"limit {report['limit_gbps']:.1f} GB/s (median; {report['limit']['method']}, the fastest "
-        f"of {len(report['limit']['first_gbps'])} ways; timed with each case, whose of-limit "
-        f"uses its own{beyond}) · {plural(threads, 'thread')} · "
-        f"engine {engine} · torch {report['torch_version']} · NumPy {report['numpy_version']} · "
-        f"{report['profile']} sizes · median of {report['repeat']} · {report['machine']['cpu']}"
-    )
+    parts = []
+    if report.get("limit"):
+        beyond = (
+            f"; of-limit only for cases moving more than the {format_bytes(llc)} LLC" if llc else ""
+        )
+        parts.append(
+            f"limit {report['limit_gbps']:.1f} GB/s (median; {report['limit']['method']}, the "
+            f"fastest of {len(report['limit']['first_gbps'])} ways; timed with each P case, whose "
+            f"of-limit uses its own{beyond})"
+        )
+    parts += [
+        plural(threads, "thread"),
+        f"engine {engine}",
+        f"torch {report['torch_version']}",
+        f"NumPy {report['numpy_version']}",
+        f"{report['profile']} sizes",
+        f"median of {report['repeat']}",
+        report["machine"]["cpu"],
+    ]
+    return " · ".join(parts)
 
 
-def markdown(report: dict) -> str:
-    """The results as a Markdown table, preceded by the headline."""
-    with_kernel = any(c.get("kernel") for c in report["cases"])
+def _regime(case: dict) -> str:
+    return case.get("regime") or case["name"][0]
+
+
+def _name(c: dict) -> str:
+    return c["name"] if c["agrees"] else f"{c['name']} (results differ!)"
+
+
+def _verdict(c: dict) -> str:
+    if c.get("meets_target") is None:
+        return NONE
+    return ("yes" if c["meets_target"] else "**no**") + f" ({c['target']})"
+
+
+def _steady_table(cases: list[dict]) -> list[str]:
+    with_kernel = any(c.get("kernel") for c in cases)
     columns = [
         "case",
         "moved",
@@ -74,15 +98,12 @@ def markdown(report: dict) -> str:
     if with_kernel:
         columns.append("kernel")
     lines = [
-        headline(report),
-        "",
         "| " + " | ".join(columns) + " |",
         "|---|" + "---:|" * 5 + "---|" + "---:|" * 4 + ("---|" if with_kernel else ""),
     ]
-    for c in report["cases"]:
-        name = c["name"] if c["agrees"] else f"{c['name']} (results differ!)"
+    for c in cases:
         row = [
-            name,
+            _name(c),
             format_bytes(c["bytes"]),
             format_seconds(c["torchnp_s"]),
             format_seconds(c.get("torchnp_first_s")),
@@ -97,6 +118,99 @@ def markdown(report: dict) -> str:
         if with_kernel:
             row.append(f"`{c['kernel']}`" if c.get("kernel") else NONE)
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _small_table(cases: list[dict]) -> list[str]:
+    lines = [
+        "| case | torchnp per call | built-in | its time | speedup | target met |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for c in cases:
+        row = [
+            _name(c),
+            format_seconds(c["torchnp_s"]),
+            f"`{c['baseline']}`",
+            format_seconds(c["baseline_s"]),
+            _ratio(c["speedup"], TIMES),
+            _verdict(c),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _loaded_table(cases: list[dict]) -> list[str]:
+    lines = [
+        "| case | moved | torchnp | torchnp, 1 thread | built-in | its time | speedup "
+        "| vs 1 thread | target met |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for c in cases:
+        row = [
+            _name(c),
+            format_bytes(c["bytes"]),
+            format_seconds(c["torchnp_s"]),
+            format_seconds(c.get("torchnp_1_s")),
+            f"`{c['baseline']}`",
+            format_seconds(c["baseline_s"]),
+            _ratio(c["speedup"], TIMES),
+            _ratio(c.get("vs_one_thread"), TIMES),
+            _verdict(c),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _first_call_table(cases: list[dict]) -> list[str]:
+    lines = [
+        "| case | moved | torchnp first call | built-in | its first call | speedup "
+        "| page faults (torchnp / built-in) | target met |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for c in cases:
+        faults = c.get("page_faults", {})
+        row = [
+            _name(c),
+            format_bytes(c["bytes"]),
+            format_seconds(c["torchnp_s"]),
+            f"`{c['baseline']}`",
+            format_seconds(c["baseline_s"]),
+            _ratio(c["speedup"], TIMES),
+            f"{faults.get(c['torchnp_way'], 0):.0f} / {faults.get(c['baseline'], 0):.0f}",
+            _verdict(c),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+REGIME_TITLES = {
+    "P": "P · steady state: a warm loop over large tensors",
+    "S": "S · small calls (per call)",
+    "Z": "Z · zero-copy calls (per call)",
+    "L": "L · one core busy with another process",
+    "F": "F · first call in a fresh process",
+}
+_TABLES = {
+    "P": _steady_table,
+    "S": _small_table,
+    "Z": _small_table,
+    "L": _loaded_table,
+    "F": _first_call_table,
+}
+
+
+def markdown(report: dict) -> str:
+    """The results as Markdown: the headline, then one table per regime that ran."""
+    lines = [headline(report)]
+    for regime, title in REGIME_TITLES.items():
+        cases = [c for c in report["cases"] if _regime(c) == regime]
+        if not cases:
+            continue
+        note = ""
+        if regime == "F":
+            processes = cases[0].get("processes", report.get("processes"))
+            note = f" (median of {processes} fresh processes per way)"
+        lines += ["", f"**{title}**{note}", "", *_TABLES[regime](cases)]
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +228,7 @@ def write_plot(report: dict, path: str | Path) -> None:
     names = [c["name"] for c in cases]
     y = list(range(len(cases)))
     speedups = [c["speedup"] for c in cases]
-    fractions = [c["of_limit"] or 0.0 for c in cases]
+    fractions = [c.get("of_limit") or 0.0 for c in cases]
     fig = Figure(figsize=(11, 0.45 * len(cases) + 1.8))
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2, sharey=True)
@@ -137,7 +251,10 @@ def write_plot(report: dict, path: str | Path) -> None:
     left.invert_yaxis()
     right.barh(y, fractions, color="tab:green")
     right.axvline(1.0, color="black", linewidth=0.8)
-    right.set_xlabel(f"fraction of the copy limit (median {report['limit_gbps']:.1f} GB/s)")
+    limit = report.get("limit_gbps")
+    right.set_xlabel(
+        "fraction of the copy limit" + ("" if limit is None else f" (median {limit:.1f} GB/s)")
+    )
     for i, (s, f) in enumerate(zip(speedups, fractions, strict=True)):
         left.annotate(
             f"{s:.2f}",
@@ -148,7 +265,7 @@ def write_plot(report: dict, path: str | Path) -> None:
             va="center",
             fontsize=8,
         )
-        label = "n/a" if cases[i]["of_limit"] is None else f"{f:.2f}"
+        label = "n/a" if cases[i].get("of_limit") is None else f"{f:.2f}"
         right.annotate(
             label, (f, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8
         )

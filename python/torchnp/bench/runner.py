@@ -16,13 +16,17 @@ import torch
 
 import torchnp
 from torchnp import _engines
-from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Case, Sizes, Way
-from torchnp.bench.report import format_seconds, plural
+from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, TORCHNP_1, Case, Sizes, Way
+from torchnp.bench.first_call import MIN_PROCESSES, FirstCallCase, run_first_call_case
+from torchnp.bench.loaded_cases import Competitor
+from torchnp.bench.regimes import REGIMES, AnyCase
+from torchnp.bench.report import TIMES, format_seconds, plural
 from torchnp.bench.timing import (
     MIN_SAMPLE_S,
     CopyLimit,
     calibrate_inner,
     last_level_cache_bytes,
+    thread_count,
     time_interleaved,
 )
 
@@ -32,6 +36,9 @@ from torchnp.bench.timing import (
 # at 64 MiB): the limit is what the memory system can do, not what a smaller memcpy happens to.
 LIMIT_ARRAY_BYTES = 256 << 20
 _LIMIT_KEY = "\0limit"  # never a way's label
+# The zero-copy target: torchnp's per-call time at most this multiple of the built-in's (a view
+# costs ~0.5 µs; the policy's checks cost the rest).
+Z_TARGET = 1.3
 
 
 def _cpu_name() -> str:
@@ -76,16 +83,24 @@ def _warm_up(ways: Sequence[Way]) -> tuple[float, str | None, list[str]]:
         reference = ways[0].fn()
         first_s = time.perf_counter() - start
     kernel = " + ".join(p.name for p in plans) or None
-    disagree = [w.label for w in ways[1:] if not _agrees(reference, w.fn())]
+    disagree = []
+    for w in ways[1:]:
+        with thread_count(w.threads):
+            if not _agrees(reference, w.fn()):
+                disagree.append(w.label)
     return first_s, kernel, disagree
 
 
-def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit, llc_bytes: int) -> dict:
-    """Time one case, with the limit copy taking its turn among the ways; the case's record.
+def run_case(
+    case: Case, sizes: Sizes, repeat: int, limit: CopyLimit | None, llc_bytes: int
+) -> dict:
+    """Time one case, with the limit copy (where given) taking its turn among the ways; the
+    case's record.
 
     ``of_limit`` is reported only for cases whose data (bytes read + written) exceeds the
     last-level cache: below it a copy runs from cache, faster than memory can, and a fraction of
-    a memory-bound limit says nothing."""
+    a memory-bound limit says nothing. A way with ``threads`` runs at that torch thread count
+    (set off the clock); a TORCHNP_1 way is reported as ``torchnp_1_s`` and ``vs_one_thread``."""
     prepared = case.prepare(sizes)
     ways = prepared.ways
     assert ways[0].kind == TORCHNP
@@ -94,21 +109,24 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit, llc_bytes:
     torchnp.empty_cache()
     first_s, kernel, disagree = _warm_up(ways)
     inner = 1 if first_s >= MIN_SAMPLE_S else calibrate_inner(ways[0].fn)
-    timed = {w.label: (w.fn, inner) for w in ways}
-    timed[_LIMIT_KEY] = (limit.fn, limit.inner)
+    timed: dict[str, tuple] = {w.label: (w.fn, inner, w.threads) for w in ways}
+    if limit is not None:
+        timed[_LIMIT_KEY] = (limit.fn, limit.inner)
     seconds = time_interleaved(timed, repeat)
-    limit_bps = limit.bytes_moved / seconds.pop(_LIMIT_KEY)
+    limit_bps = None if limit is None else limit.bytes_moved / seconds.pop(_LIMIT_KEY)
     mine = seconds[ways[0].label]
     torch_way, torch_s = _best(ways, seconds, TORCH)
     numpy_way, numpy_s = _best(ways, seconds, NUMPY)
+    _, one_thread_s = _best(ways, seconds, TORCHNP_1)
     baseline, baseline_s = min(
         ((w, s) for w, s in ((torch_way, torch_s), (numpy_way, numpy_s)) if s is not None),
         key=lambda pair: pair[1],
     )
     moved = prepared.bytes_moved
-    beyond_cache = moved > llc_bytes
-    return {
+    beyond_cache = moved > llc_bytes and limit_bps is not None
+    record = {
         "name": case.name,
+        "regime": case.regime,
         "summary": case.summary,
         "bytes": moved,
         "torchnp_way": ways[0].label,
@@ -123,9 +141,11 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit, llc_bytes:
         "speedup": baseline_s / mine,
         "speedup_torch": None if torch_s is None else torch_s / mine,
         "speedup_numpy": None if numpy_s is None else numpy_s / mine,
+        "torchnp_1_s": one_thread_s,
+        "vs_one_thread": None if one_thread_s is None else one_thread_s / mine,
         "gbps": moved / mine / 1e9 if moved else None,
         "of_limit": moved / mine / limit_bps if beyond_cache else None,
-        "limit_gbps": limit_bps / 1e9,
+        "limit_gbps": None if limit_bps is None else limit_bps / 1e9,
         "per_call": prepared.per_call,
         "calls_per_sample": inner,
         "kernel": kernel,
@@ -133,50 +153,103 @@ def run_case(case: Case, sizes: Sizes, repeat: int, limit: CopyLimit, llc_bytes:
         "disagreeing_ways": disagree,
         "ways_s": seconds,
     }
+    record["target"], record["meets_target"] = meets_target(record)
+    return record
+
+
+def meets_target(record: dict) -> tuple[str | None, bool | None]:
+    """The issue's target for the record's regime, and whether the record meets it (None, None
+    for the steady state, whose target is "no regression": a comparison across runs)."""
+    regime, speedup = record["regime"], record["speedup"]
+    if regime in ("S", "F"):
+        return f">= 1.00{TIMES}", speedup >= 1.0
+    if regime == "Z":
+        return f"<= {Z_TARGET:.2f}{TIMES} its time", record["torchnp_s"] <= Z_TARGET * record[
+            "baseline_s"
+        ]
+    if regime == "L":
+        ok = speedup >= 1.0 and (record["vs_one_thread"] is None or record["vs_one_thread"] >= 1.0)
+        return f">= 1.00{TIMES}, and >= 1 thread", ok
+    return None, None
 
 
 def _progress(index: int, total: int, record: dict, elapsed: float) -> str:
     mine, base = record["torchnp_s"], record["baseline_s"]
-    rate = "" if record["gbps"] is None else f" ({record['gbps']:.1f} GB/s)"
-    limit = "" if record["of_limit"] is None else f", {record['of_limit']:.2f} of limit"
-    limit += f" (limit {record['limit_gbps']:.1f} GB/s)"
+    rate = (
+        ""
+        if record.get("gbps") is None or record.get("per_call")
+        else (f" ({record['gbps']:.1f} GB/s)")
+    )
+    extra = "" if record.get("of_limit") is None else f", {record['of_limit']:.2f} of limit"
+    if record.get("limit_gbps") is not None:
+        extra += f" (limit {record['limit_gbps']:.1f} GB/s)"
+    if record.get("vs_one_thread") is not None:
+        extra += f", {record['vs_one_thread']:.2f}x its 1-thread time"
+    if record.get("processes"):
+        extra += f", median of {record['processes']} fresh processes"
+    if record.get("meets_target") is False:
+        extra += f"  (misses its target {record['target']})"
     flag = (
         "" if record["agrees"] else "  RESULTS DISAGREE: " + "; ".join(record["disagreeing_ways"])
     )
     return (
         f"[{index}/{total}] {record['name']}: torchnp {format_seconds(mine)}{rate}, "
-        f"{record['baseline']} {format_seconds(base)} -> {record['speedup']:.2f}x{limit} "
+        f"{record['baseline']} {format_seconds(base)} -> {record['speedup']:.2f}x{extra} "
         f"({elapsed:.1f} s){flag}"
     )
 
 
 def run_benchmark(
-    cases: Sequence[Case],
+    cases: Sequence[AnyCase],
     sizes: Sizes,
     profile: str,
     repeat: int,
     limit_bytes: int = LIMIT_ARRAY_BYTES,
+    processes: int = MIN_PROCESSES,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> dict:
-    """Measure the copy limit, then every case; the whole report as a JSON-ready dict."""
+    """Measure the copy limit (when a steady-state case is chosen), then every case, regime by
+    regime; the whole report as a JSON-ready dict.
+
+    The L cases run while a competing process keeps one core busy (started before the first of
+    them, stopped after the last); the F cases run each way in `processes` fresh processes."""
     start = time.perf_counter()
     threads = torch.get_num_threads()
-    limit = CopyLimit(limit_bytes, threads, repeat)
-    candidates = ", ".join(f"{k} {v:.1f} GB/s" for k, v in limit.first_gbps.items())
-    log(f"limit: {limit.method} at {plural(threads, 'thread')} (of {candidates})")
+    limit = None
+    if any(c.regime == "P" for c in cases):
+        limit = CopyLimit(limit_bytes, threads, repeat)
+        candidates = ", ".join(f"{k} {v:.1f} GB/s" for k, v in limit.first_gbps.items())
+        log(f"limit: {limit.method} at {plural(threads, 'thread')} (of {candidates})")
     llc_bytes = last_level_cache_bytes()
-    records = []
+    records: list[dict] = []
+    index = 0
     try:
-        for index, case in enumerate(cases, 1):
-            gc.collect()  # the previous case's arrays are gone before this one allocates
-            records.append(run_case(case, sizes, repeat, limit, llc_bytes))
-            log(_progress(index, len(cases), records[-1], time.perf_counter() - start))
+        for regime, (description, _) in REGIMES.items():
+            chosen = [c for c in cases if c.regime == regime]
+            if not chosen:
+                continue
+            log(f"{regime}: {description}")
+            competitor = Competitor() if regime == "L" else contextlib.nullcontext()
+            with competitor:
+                for case in chosen:
+                    index += 1
+                    gc.collect()  # the previous case's arrays are gone before this allocates
+                    if isinstance(case, FirstCallCase):
+                        record = run_first_call_case(case, sizes.large_bytes, processes, threads)
+                        record["target"], record["meets_target"] = meets_target(record)
+                    else:
+                        record = run_case(
+                            case, sizes, repeat, limit if regime == "P" else None, llc_bytes
+                        )
+                    records.append(record)
+                    log(_progress(index, len(cases), record, time.perf_counter() - start))
     finally:
-        limit.close()
-    per_case = [r["limit_gbps"] for r in records]
+        if limit is not None:
+            limit.close()
+    per_case = [r["limit_gbps"] for r in records if r.get("limit_gbps") is not None]
     about = torchnp.info()
     return {
-        "limit_gbps": statistics.median(per_case),
+        "limit_gbps": statistics.median(per_case) if per_case else None,
         "threads": threads,
         "engine": about.engine,
         "cpu_variant": about.cpu_variant,
@@ -186,7 +259,11 @@ def run_benchmark(
         "numpy_version": np.__version__,
         "profile": profile,
         "repeat": repeat,
-        "limit": {
+        "processes": processes,
+        "regimes": [r for r in REGIMES if any(c.regime == r for c in cases)],
+        "limit": None
+        if limit is None
+        else {
             "method": limit.method,
             "winner": limit.winner,
             "array_bytes": limit.array_bytes,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 # A sample shorter than this is dominated by timer resolution and loop overhead, so tiny work
 # is repeated inside one sample and reported per call.
@@ -30,32 +32,49 @@ def calibrate_inner(fn: Callable[[], object], min_sample_s: float = MIN_SAMPLE_S
     return min(inner, MAX_INNER)
 
 
-def _sample(fn: Callable[[], object], inner: int) -> float:
+def _sample(fn: Callable[[], object], inner: int, threads: int | None = None) -> float:
     # A fresh output is freed after the clock stops (unmapping 256 MiB costs milliseconds that
     # are not the conversion's) and before the next run allocates its own: never reused.
-    start = time.perf_counter()
-    if inner == 1:
-        result = fn()
-        elapsed = time.perf_counter() - start
-        del result
-        return elapsed
-    for _ in range(inner):
-        fn()  # tiny work: each result is dropped at once, inside the loop
-    return (time.perf_counter() - start) / inner
+    # `threads`: torch.set_num_threads(threads) for this sample, set and restored off the clock.
+    with thread_count(threads):
+        start = time.perf_counter()
+        if inner == 1:
+            result = fn()
+            elapsed = time.perf_counter() - start
+            del result
+            return elapsed
+        for _ in range(inner):
+            fn()  # tiny work: each result is dropped at once, inside the loop
+        return (time.perf_counter() - start) / inner
 
 
-def time_interleaved(
-    fns: Mapping[str, tuple[Callable[[], object], int]], repeat: int
-) -> dict[str, float]:
-    """Median seconds per call of each ``(function, calls per sample)``, taking turns so that
-    drift in the machine's speed hits all alike.
+@contextlib.contextmanager
+def thread_count(threads: int | None) -> Iterator[None]:
+    """torch.set_num_threads(threads) inside the block (nothing for None), restored after."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+Timed = tuple[Callable[[], object], int] | tuple[Callable[[], object], int, int | None]
+
+
+def time_interleaved(fns: Mapping[str, Timed], repeat: int) -> dict[str, float]:
+    """Median seconds per call of each ``(function, calls per sample[, threads])``, taking
+    turns so that drift in the machine's speed hits all alike.
 
     The callers have already warmed each function up (one untimed call).
     """
     samples: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(repeat):
-        for key, (fn, inner) in fns.items():
-            samples[key].append(_sample(fn, inner))
+        for key, spec in fns.items():
+            samples[key].append(_sample(*spec))
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
