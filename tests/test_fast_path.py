@@ -150,6 +150,86 @@ def test_to_numpy_replay_equals_the_policy(engine, data, tensor_dtype, dtype, co
         _same(fast, policy, memory)
 
 
+OUT_DTYPES = [
+    np.dtype(np.float32),
+    np.dtype(np.float64),
+    np.dtype(">f4"),
+    np.dtype(np.int32),
+    np.dtype(np.uint8),
+    np.dtype(np.complex64),
+    np.dtype(ml_dtypes.bfloat16),
+]
+
+
+@st.composite
+def outs(draw, shape, dtype):
+    """A destination for to_numpy(out=): usually of the tensor's shape, writable, in some
+    layout; sometimes of another shape, read-only, or a subclass (the policy's errors)."""
+    kind = draw(st.sampled_from(["C", "F", "strided", "other shape", "read-only", "matrix"]))
+    if kind == "other shape":
+        shape = (*shape, 2)
+    if kind == "strided":
+        out = np.zeros((*shape, 2), dtype)[..., 0]
+    else:
+        out = np.zeros(shape, dtype, order="F" if kind == "F" else "C")
+    if kind == "read-only":
+        out.flags.writeable = False
+    if kind == "matrix" and out.ndim == 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            out = np.asmatrix(out)
+    return out
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    tensor_dtype=st.sampled_from(TENSOR_DTYPES),
+    out_dtype=st.sampled_from(OUT_DTYPES),
+    dtype_matches=st.booleans(),
+    copy=st.sampled_from([None, True, False]),
+    order=st.sampled_from(["K", "C", "x"]),
+)
+def test_to_numpy_out_replay_equals_the_policy(
+    engine, data, tensor_dtype, out_dtype, dtype_matches, copy, order
+):
+    first = data.draw(tensors(tensor_dtype))
+    second = data.draw(tensors(tensor_dtype))
+    dtype = out_dtype if dtype_matches else None
+    call = {"dtype": dtype, "copy": copy, "order": order}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _fast.clear()
+        outcome(lambda: torchnp.to_numpy(first, out=np.zeros(first.shape, out_dtype), **call))
+    out_fast = data.draw(outs(tuple(second.shape), out_dtype))
+    out_policy = out_fast.copy()
+    if not out_fast.flags.writeable:
+        out_policy.flags.writeable = False
+    fast, fast_error = outcome(lambda: torchnp.to_numpy(second, out=out_fast, **call))
+    with policy_only():
+        policy, policy_error = outcome(lambda: torchnp.to_numpy(second, out=out_policy, **call))
+    assert fast_error == policy_error
+    if policy_error is None:
+        assert fast is out_fast and policy is out_policy
+    oracle.assert_same_bits(np.asarray(out_fast), np.asarray(out_policy), "out: fast vs policy")
+
+
+def test_to_numpy_out_replay_is_used_and_stages_an_overlapping_source(engine):
+    t = torch.arange(12.0)
+    out = np.empty(12, np.float32)
+    _fast.clear()
+    torchnp.to_numpy(t, out=out)  # records the signature
+    assert _fast._TO_NUMPY_OUT  # the decision is memoised ...
+    t2 = torch.arange(12.0) * 2
+    assert torchnp.to_numpy(t2, out=out) is out and np.array_equal(out, t2.numpy())
+    # ... and a source that shares memory with out goes to the policy, which stages it first.
+    buf = torch.arange(13.0)
+    src, dst = buf[1:], buf[:-1].numpy()
+    expected = buf[1:].numpy().copy()
+    assert torchnp.to_numpy(src, out=dst) is dst
+    assert np.array_equal(dst, expected)
+
+
 @st.composite
 def arrays(draw, dtype):
     ndim = draw(st.integers(0, 3))

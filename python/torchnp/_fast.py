@@ -42,6 +42,8 @@ Replay = Callable[[Any], Any]
 # A dtype argument enters as arg_key(dtype).
 _TO_NUMPY: dict = {}
 _FROM_NUMPY: dict = {}
+#   _TO_NUMPY_OUT[tensor dtype][dtype arg][copy][order][out dtype]: to_numpy(..., out=out).
+_TO_NUMPY_OUT: dict = {}
 _entries = 0
 
 
@@ -51,6 +53,7 @@ def clear() -> None:
     global _entries
     _TO_NUMPY.clear()
     _FROM_NUMPY.clear()
+    _TO_NUMPY_OUT.clear()
     _entries = 0
 
 
@@ -157,6 +160,68 @@ def remember_to_numpy(
     )
     with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
         _remember(_TO_NUMPY, key, replay)
+
+
+def to_numpy_out(
+    tensor: torch.Tensor, dtype: Any, copy: Any, order: Any, out: np.ndarray
+) -> np.ndarray | None:
+    """The replayed ``to_numpy(tensor, dtype, copy=copy, order=order, out=out)``: `out`, written,
+    or None when the policy must run (no decision for this signature, or a replay that cannot
+    follow it: another shape, a read-only or overlapping `out`). The caller has checked
+    ``type(tensor) is torch.Tensor`` and ``type(out) is np.ndarray``."""
+    try:
+        node = _TO_NUMPY_OUT.get(tensor.dtype)
+        if node is not None:
+            node = node.get(None if dtype is None else arg_key(dtype))
+        if node is not None:
+            node = node.get(copy)
+        if node is not None:
+            node = node.get(order)
+        if node is not None:
+            node = node.get(arg_key(out.dtype))
+    except TypeError:  # an unhashable dtype-like
+        return None
+    return None if node is None else node(tensor, out)
+
+
+def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None:
+    """Record the policy's decision for an ``out=`` signature `key` (tensor dtype, dtype, copy,
+    order as passed, then out.dtype): the tensor's values, cast to out.dtype, written into
+    `out` (of the tensor's shape, writable, not sharing memory with it)."""
+    target = key[-1]
+    carrier = carrier_torch(key[0])
+    stored = element.numpy
+    may_share = np.may_share_memory
+    C = getattr(engine, "_C", None)
+    if C is not None:
+        d_code, d_swap = core_code(target)
+        s_code, copy = element.code, C.copy
+
+        def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
+            view = _np_view(tensor, carrier)
+            if view is None or out.shape != view.shape or not out.flags.writeable:
+                return None
+            if out.size:
+                if may_share(out, view):
+                    return None  # the policy stages the source first
+                copy(out, d_code, d_swap, view, s_code, False, 0)
+            return out
+
+    else:
+        host_copy = engine._host_copy
+
+        def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
+            view = _np_view(tensor, carrier)
+            if view is None or out.shape != view.shape or not out.flags.writeable:
+                return None
+            if out.size:
+                if may_share(out, view):
+                    return None  # the policy stages the source first
+                host_copy(out, view if carrier is None else view.view(stored), 0)
+            return out
+
+    with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
+        _remember(_TO_NUMPY_OUT, (*key[:-1], arg_key(target)), replay)
 
 
 # ---- from_numpy --------------------------------------------------------------------------

@@ -35,6 +35,7 @@ _IS_FUNCTORCH_WRAPPED = getattr(
 # patched one.
 _TENSOR = torch.Tensor
 _TENSOR_NUMPY = _fast._tensor_numpy
+_NDARRAY = np.ndarray
 
 
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
@@ -231,7 +232,12 @@ def to_numpy(
            [1., 4.],
            [2., 5.]], dtype=float16)
     """
-    if type(tensor) is _TENSOR and out is None:
+    if type(tensor) is _TENSOR and type(out) is _NDARRAY:
+        # out=: a signature the policy has decided before, replayed (_fast).
+        result = _fast.to_numpy_out(tensor, dtype, copy, order, out)
+        if result is not None:
+            return result
+    elif type(tensor) is _TENSOR and out is None:
         if dtype is None and copy is None and order == "K":
             # The commonest call: a view of a plain CPU tensor, which torch's own .numpy()
             # gives as it is. Whatever it refuses (bits, devices, grad, layouts, types NumPy
@@ -251,7 +257,8 @@ def to_numpy(
     signature = (dtype, copy, order)  # as passed: the fast path's memo key
     order = _policy.check_order(order)
     copy = _policy.check_copy(copy)
-    memoisable = type(tensor) is torch.Tensor and out is None and copy is not False
+    memoisable = type(tensor) is torch.Tensor and copy is not False
+    memoisable = memoisable and (out is None or type(out) is np.ndarray)
     if t._is_zerotensor():  # autograd's memory-less zeros: materialise them, as force=True does
         if copy is False:
             raise _policy.copy_refusal(
@@ -286,9 +293,12 @@ def to_numpy(
         and not (source.conj or source.neg)
         and not _policy.discards_imaginary(stored, target)
     ):
-        share = copy is not True and stored == target
         key = (t.dtype, _fast.arg_key(signature[0]), *signature[1:])
-        _fast.remember_to_numpy(engine, key, source.element, target, share, order)
+        if out is None:
+            share = copy is not True and stored == target
+            _fast.remember_to_numpy(engine, key, source.element, target, share, order)
+        else:
+            _fast.remember_to_numpy_out(engine, (*key, target), source.element)
     if out is None and copy is not True and source.shareable(target, order):
         return numpy_view_of_tensor(t)
     if copy is False:
