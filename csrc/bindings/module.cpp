@@ -203,6 +203,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("pool_helpers", &core::pool_helpers, "Helper threads the core's pool has started.");
   m.def("set_pool_gate", &core::set_pool_gate, py::arg("closed"),
         "Test hook: while closed, pool helpers that wake for a job wait instead of joining it.");
+  m.def("pool_solo_us", &core::pool_solo_us,
+        "Microseconds the pool's solo mode has left (0: threaded calls use helpers).");
+  m.def("end_pool_solo", &core::end_pool_solo, "End the pool's solo mode and its back-off.");
+
   m.def("cpu_variants", &core::compiled_cpu_variants);
   m.def("active_cpu_variant", &core::active_cpu_variant);
   m.def("set_cpu_variant", &core::set_cpu_variant, py::arg("name"),

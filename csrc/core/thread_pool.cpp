@@ -43,6 +43,25 @@ constexpr int64_t kMaxChunks = int64_t{1} << 31;  // chunk indices live in 32 bi
 // an idle pool takes no measurable CPU.
 constexpr auto kHelperPoll = std::chrono::microseconds(50);
 constexpr auto kCallerPoll = std::chrono::microseconds(20);
+// The caller polls at least this long, and up to two of its own chunk times (capped here), for
+// chunks a helper is still running: a caller that sleeps instead gives its core away, and on a
+// machine where another process waits for a core it gets it back a scheduler slice later.
+constexpr auto kCallerPollMax = std::chrono::microseconds(2000);
+// Solo mode. The pool keeps an account of what its threaded calls gained or lost against the
+// caller alone (its own time per chunk times all the chunks): a helper descheduled by another
+// process while it holds a chunk costs a scheduler slice, a few milliseconds; a healthy call
+// gains a few microseconds or more. The balance is capped at kSoloCredit, so old gains cannot
+// hide a new load. When it falls below -kSoloDebt (a helper asleep costs a threaded call a
+// wake-up, a few microseconds, which must not send an idle pool solo for good), calls run on the calling thread alone for a
+// back-off: kSoloFirst, doubled (up to kSoloMax) when the pool goes solo again soon after the
+// last back-off ended. Measured on the 2-core dev VM, 512 KiB copy into out=: idle, 2 threads
+// 6.7 us and 1 thread 12.4 us, with ~1% of threaded calls delayed 10-30 us by the host; with
+// a busy-loop process on one core, threaded calls averaged 56 us (~1-2% of them waiting
+// 0.2-2 ms for a descheduled helper), 1 thread 20 us, np.copyto 15 us.
+constexpr auto kSoloCredit = std::chrono::microseconds(1000);
+constexpr auto kSoloDebt = std::chrono::microseconds(200);
+constexpr auto kSoloFirst = std::chrono::milliseconds(10);
+constexpr auto kSoloMax = std::chrono::milliseconds(1000);
 
 // Polls `ready` until it returns true or `budget` has passed; true if it became ready.
 template <class Ready>
@@ -63,7 +82,9 @@ struct Job {
 
 class Pool {
  public:
-  int run(int64_t n, int64_t grain, int threads, RangeFn body);
+  // adaptive: solo mode applies and the call is judged (not for the probe, whose chunks wait
+  // for each other on purpose).
+  int run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive);
   int helpers();
   void set_gate(bool closed);
   void fail_spawns(int n) {
@@ -74,13 +95,47 @@ class Pool {
  private:
   int ensure_helpers(int count);  // mu_ held; returns the helpers there are (<= count if short)
   void helper_main(uint64_t seen);
-  int64_t work(const Job& job);
+  // Runs chunks of `job` until none is left to claim; the number run. `fastest` (the caller's):
+  // the shortest time per unit any of them took, the caller's speed when nothing interrupts it.
+  int64_t work(const Job& job, bool helper, double* fastest = nullptr);
   bool claim(uint32_t generation, int64_t chunks, int64_t* chunk);
   void wait_at_gate();
+  void judge(Clock::duration total, Clock::duration alone, Clock::time_point now);
+
+ public:
+  // Solo mode (see kSoloLoss): until when calls run alone, and the test hook that ends it.
+  Clock::time_point solo_until() const {
+    return Clock::time_point(Clock::duration(solo_until_.load(std::memory_order_relaxed)));
+  }
+  void end_solo() {
+    solo_until_.store(0, std::memory_order_relaxed);
+    backoff_.store(0, std::memory_order_relaxed);
+    balance_.store(0, std::memory_order_relaxed);
+    solo_ended_.store(0, std::memory_order_relaxed);
+  }
+  // Test hook: hold(true) makes the next helper that claims a chunk wait, holding it, until
+  // hold(false); held() says whether one is waiting so.
+  void hold_next_claim(bool hold);
+  bool claim_held() const { return claim_held_.load(std::memory_order_acquire); }
+
+ private:
+  void wait_while_held();
+  std::atomic<Clock::rep> solo_until_{0};
+  // The account and the back-off (written by the call that holds the pool, read by any).
+  std::atomic<Clock::rep> balance_{0};
+  std::atomic<Clock::rep> backoff_{0};
+  std::atomic<Clock::rep> solo_ended_{0};  // when the last back-off ended
+  std::atomic<bool> hold_next_{false};
+  std::atomic<bool> claim_held_{false};
+  bool holding_ = false;  // guarded by gate_mu_
 
   std::mutex mu_;
   std::condition_variable wake_;  // helpers: a new job was published
   std::condition_variable done_;  // the caller: the last chunk finished
+  // The caller sleeps on done_ (set before it waits, seq_cst against remaining_): only then does
+  // the thread that finishes the last chunk take mu_ to wake it. A helper that took mu_ after
+  // every job would often hold it just when the caller publishes its next one.
+  std::atomic<bool> caller_waits_{false};
   int started_ = 0;               // helper threads (detached; they live as long as the process)
   Job job_;                       // the current job (guarded by mu_)
   uint64_t generation_ = 0;       // guarded by mu_
@@ -98,14 +153,16 @@ class Pool {
   std::atomic<bool> gate_flag_{false};
 };
 
-int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body) {
+int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive) {
   if (n <= 0) return 0;
   grain = std::max<int64_t>(grain, 1);
   grain = std::max(grain, (n + kMaxChunks - 1) / kMaxChunks);
   const int64_t chunks = (n + grain - 1) / grain;
   threads = static_cast<int>(std::min<int64_t>({threads, kMaxThreads, chunks}));
-  if (threads <= 1 || busy_.exchange(true, std::memory_order_acquire)) {
-    body(0, n);  // alone: small work, one thread asked for, or the pool is taken
+  const bool solo = adaptive && Clock::now().time_since_epoch().count() <
+                                    solo_until_.load(std::memory_order_relaxed);
+  if (threads <= 1 || solo || busy_.exchange(true, std::memory_order_acquire)) {
+    body(0, n);  // alone: small work, one thread asked for, solo mode, or the pool is taken
     return 1;
   }
   struct Release {  // the pool is free again however this call ends
@@ -114,8 +171,24 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body) {
   } release{busy_};
   Job job;
   int helpers = 0;
+  int had_helpers = 0;              // to tell whether this call starts a helper
+  const auto start = Clock::now();  // judged from here: the hand-off counts
   {
-    const std::lock_guard<std::mutex> lock(mu_);
+    // A helper holds mu_ only for a few instructions, but one descheduled in them (by another
+    // process, or by torch's OpenMP workers, which spin for milliseconds after each parallel
+    // region) would hold this caller for a scheduler slice: measured on the 2-core dev VM,
+    // 512 KiB copies right after a torch copy_ took 70 us instead of 8 when they waited here.
+    // So a caller that finds it held runs alone.
+    std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+    for (int i = 0; i < 64 && !lock.owns_lock(); ++i) {  // a few microseconds at most
+      cpu_relax();
+      lock.try_lock();
+    }
+    if (!lock.owns_lock()) {
+      body(0, n);
+      return 1;
+    }
+    had_helpers = started_;
     helpers = std::min(threads - 1, ensure_helpers(threads - 1));
     ++generation_;
     job = Job{&body, n, grain, chunks, static_cast<uint32_t>(generation_)};
@@ -131,14 +204,53 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body) {
   } else if (helpers > 1) {
     wake_.notify_all();
   }
-  work(job);
+  const auto own_start = Clock::now();
+  double fastest = 0;  // ns per unit
+  const int64_t mine = work(job, false, &fastest);
+  const auto own_end = Clock::now();
   // Whatever is left are chunks other threads have claimed and are running.
   auto finished = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
-  if (!poll_for(kCallerPoll, finished)) {
+  const auto per_chunk = (own_end - own_start) / std::max<int64_t>(mine, 1);
+  const auto budget = std::clamp(std::chrono::duration_cast<std::chrono::microseconds>(2 * per_chunk),
+                                 kCallerPoll, kCallerPollMax);
+  if (!poll_for(budget, finished)) {
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, finished);
+    caller_waits_.store(true, std::memory_order_seq_cst);
+    done_.wait(lock, [&] { return remaining_.load(std::memory_order_seq_cst) == 0; });
+    caller_waits_.store(false, std::memory_order_relaxed);
+  }
+  const auto end = Clock::now();
+  // Not judged: a call that started a helper thread (a one-off cost), or had none to hand to.
+  if (adaptive && helpers > 0 && helpers <= had_helpers && mine > 0) {
+    // What the caller alone would have taken: all units at its own fastest pace (under load
+    // its average pace counts the time it was itself descheduled, which one thread would have
+    // suffered less of).
+    const auto alone = std::chrono::nanoseconds(static_cast<int64_t>(fastest * static_cast<double>(n)));
+    judge(end - start, std::chrono::duration_cast<Clock::duration>(alone), end);
   }
   return participants_.load(std::memory_order_acquire);
+}
+
+void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point now) {
+  const Clock::rep credit = Clock::duration(kSoloCredit).count();
+  const Clock::rep balance =
+      std::min(balance_.load(std::memory_order_relaxed) + (alone - total).count(), credit);
+  if (balance >= -Clock::duration(kSoloDebt).count()) {
+    balance_.store(balance, std::memory_order_relaxed);
+    return;
+  }
+  // Threads have lost more than they gained: solo, for longer if the last solo was recent.
+  const Clock::rep first = Clock::duration(kSoloFirst).count();
+  Clock::rep backoff = backoff_.load(std::memory_order_relaxed);
+  const Clock::rep since = now.time_since_epoch().count() - solo_ended_.load(std::memory_order_relaxed);
+  backoff = backoff == 0 || since > 4 * backoff
+                ? first
+                : std::min(2 * backoff, Clock::duration(kSoloMax).count());
+  const Clock::rep until = now.time_since_epoch().count() + backoff;
+  backoff_.store(backoff, std::memory_order_relaxed);
+  balance_.store(0, std::memory_order_relaxed);
+  solo_ended_.store(until, std::memory_order_relaxed);
+  solo_until_.store(until, std::memory_order_relaxed);
 }
 
 bool Pool::claim(uint32_t generation, int64_t chunks, int64_t* chunk) {
@@ -155,15 +267,28 @@ bool Pool::claim(uint32_t generation, int64_t chunks, int64_t* chunk) {
   }
 }
 
-int64_t Pool::work(const Job& job) {
+int64_t Pool::work(const Job& job, bool helper, double* fastest) {
   int64_t ran = 0, chunk = 0;
   // A successful claim keeps the job (and the caller's body) alive until this chunk is
   // counted down below.
   while (claim(job.generation, job.chunks, &chunk)) {
     if (ran++ == 0) participants_.fetch_add(1, std::memory_order_relaxed);
-    const int64_t begin = chunk * job.grain;
-    (*job.body)(begin, std::min(job.n, begin + job.grain));
-    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (helper && hold_next_.load(std::memory_order_acquire) &&
+        hold_next_.exchange(false, std::memory_order_acq_rel)) {
+      wait_while_held();  // test hook: a helper descheduled while it holds a chunk
+    }
+    const int64_t begin = chunk * job.grain, end = std::min(job.n, begin + job.grain);
+    if (fastest == nullptr) {
+      (*job.body)(begin, end);
+    } else {
+      const auto t0 = Clock::now();
+      (*job.body)(begin, end);
+      const double pace = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              Clock::now() - t0).count()) / static_cast<double>(end - begin);
+      if (*fastest == 0 || pace < *fastest) *fastest = pace;
+    }
+    if (remaining_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        caller_waits_.load(std::memory_order_seq_cst)) {
       const std::lock_guard<std::mutex> lock(mu_);
       done_.notify_all();
     }
@@ -182,7 +307,7 @@ void Pool::helper_main(uint64_t seen) {
     const Job job = job_;
     lock.unlock();
     if (gate_flag_.load(std::memory_order_acquire)) wait_at_gate();
-    work(job);
+    work(job, true);
   }
 }
 
@@ -231,6 +356,22 @@ void Pool::set_gate(bool closed) {
   gate_cv_.notify_all();
 }
 
+void Pool::hold_next_claim(bool hold) {
+  {
+    const std::lock_guard<std::mutex> lock(gate_mu_);
+    holding_ = hold;
+    hold_next_.store(hold, std::memory_order_release);
+  }
+  gate_cv_.notify_all();
+}
+
+void Pool::wait_while_held() {
+  std::unique_lock<std::mutex> lock(gate_mu_);
+  claim_held_.store(true, std::memory_order_release);
+  gate_cv_.wait(lock, [&] { return !holding_; });
+  claim_held_.store(false, std::memory_order_release);
+}
+
 void Pool::wait_at_gate() {
   std::unique_lock<std::mutex> lock(gate_mu_);
   gate_cv_.wait(lock, [&] { return !gate_closed_; });
@@ -265,7 +406,7 @@ int parallel_for(int64_t n, int64_t grain, int threads, RangeFn body) {
     if (n > 0) body(0, n);
     return n > 0 ? 1 : 0;
   }
-  return pool().run(n, grain, threads, body);
+  return pool().run(n, grain, threads, body, /*adaptive=*/true);
 }
 
 int pool_helpers() { return pool().helpers(); }
@@ -274,6 +415,18 @@ void set_pool_gate(bool closed) { pool().set_gate(closed); }
 
 void fail_pool_spawns(int n) { pool().fail_spawns(n); }
 
+int64_t pool_solo_us() {
+  const auto left = pool().solo_until() - Clock::now();
+  return left.count() > 0 ? std::chrono::duration_cast<std::chrono::microseconds>(left).count() + 1
+                          : 0;
+}
+
+void end_pool_solo() { pool().end_solo(); }
+
+void hold_next_pool_claim(bool hold) { pool().hold_next_claim(hold); }
+
+bool pool_claim_held() { return pool().claim_held(); }
+
 int parallel_probe(int64_t units, int threads) {
   std::mutex mu;
   std::set<std::thread::id> ids;
@@ -281,7 +434,7 @@ int parallel_probe(int64_t units, int threads) {
   // Every unit waits until every thread that can come has come (or a second has passed), so
   // that one fast thread cannot take all the units.
   const auto deadline = Clock::now() + std::chrono::seconds(1);
-  parallel_for(units, 1, threads, [&](int64_t, int64_t) {
+  auto probe = [&](int64_t, int64_t) {
     {
       const std::lock_guard<std::mutex> lock(mu);
       ids.insert(std::this_thread::get_id());
@@ -293,7 +446,12 @@ int parallel_probe(int64_t units, int threads) {
       }
       std::this_thread::yield();
     }
-  });
+  };
+  if (threads <= 1 || units <= 1) {
+    probe(0, units);
+  } else {
+    pool().run(units, 1, threads, probe, /*adaptive=*/false);
+  }
   return static_cast<int>(ids.size());
 }
 

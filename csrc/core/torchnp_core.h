@@ -185,6 +185,16 @@ int execute(const Plan& plan, const char* src, char* dst, Slice slice);
 int pool_helpers();
 void set_pool_gate(bool closed);
 void fail_pool_spawns(int n);
+// Solo mode: after a threaded call that ended later than its caller alone would have (a helper
+// descheduled by another process), calls run on the calling thread for a back-off
+// (thread_pool.cpp). pool_solo_us() says how long is left (0: threads are used), end_pool_solo()
+// ends it and forgets the back-off. Test hook: after hold_next_pool_claim(true) the next helper
+// that claims a chunk waits, holding it (a descheduled helper), until hold_next_pool_claim(false);
+// pool_claim_held() says whether one waits so. parallel_probe is never judged nor solo.
+int64_t pool_solo_us();
+void end_pool_solo();
+void hold_next_pool_claim(bool hold);
+bool pool_claim_held();
 
 // The number of distinct threads that run `units` one-unit tasks of at most `threads` threads,
 // each task waiting (up to a second) for the others to arrive: a probe of the pool's reach.

@@ -1016,6 +1016,44 @@ void check_pool(bool with_fork) {
   CHECK(seconds < 5.0, "gated helpers: the caller took %.1f s", seconds);
   c.run(2);
   CHECK(c.ok(), "after the gate opened: wrong result");
+  // A helper that claims a chunk and then does not run it (descheduled by another process):
+  // the call ends later than its caller alone would have, so the pool goes solo — the next
+  // calls run on the calling thread without waking anyone — until the back-off ends.
+  {
+    using std::chrono::steady_clock;
+    end_pool_solo();
+    CHECK(pool_solo_us() == 0, "solo mode after end_pool_solo");
+    hold_next_pool_claim(true);
+    std::atomic<std::thread::id> caller_id{};
+    std::atomic<bool> waited{false};
+    std::atomic<int> ran_on{0};
+    std::thread caller([&] {
+      caller_id = std::this_thread::get_id();
+      ran_on = parallel_for(8, 1, 2, [&](int64_t, int64_t) {
+        // The caller's first chunk waits until the helper holds one, so that one is held
+        // whichever chunk it claimed.
+        if (std::this_thread::get_id() != caller_id.load() || waited.exchange(true)) return;
+        const auto until = steady_clock::now() + std::chrono::seconds(10);
+        while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
+      });
+    });
+    const auto until = steady_clock::now() + std::chrono::seconds(10);
+    while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
+    const bool held = pool_claim_held();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the helper stays away
+    hold_next_pool_claim(false);
+    caller.join();
+    CHECK(held && ran_on == 2, "held claim: held %d, %d threads ran", held, ran_on.load());
+    const int64_t solo = pool_solo_us();
+    CHECK(solo > 0, "a call that lost to one thread did not switch the pool to solo");
+    std::atomic<int> woke{0};
+    const int alone = parallel_for(64, 1, 2, [&](int64_t, int64_t) { ++woke; });
+    CHECK(alone == 1 && woke == 1, "solo mode: %d threads ran", alone);
+    c.run(2);
+    CHECK(c.ok(), "solo mode: wrong result");
+    end_pool_solo();
+    CHECK(pool_solo_us() == 0 && parallel_probe(8, 2) == 2, "after solo mode ended");
+  }
   // Concurrent callers: one gets the pool, the others run alone; all results are right.
   std::vector<std::thread> callers;
   std::atomic<int> bad{0};
