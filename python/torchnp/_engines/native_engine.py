@@ -20,6 +20,10 @@ class NativeEngine(Engine):
     def __init__(self, module: Any) -> None:
         self._C = module
         self._recorded: list | None = None
+        # The binding's first call with arrays sets up NumPy's C API and the kernel set (~0.25
+        # ms on the 2-core dev VM): paid here, at import, not by the user's first conversion.
+        one = np.zeros(1, np.float32)
+        self._host_copy(one, np.zeros(1, np.float32), 0)
 
     def _host_copy(self, dst: np.ndarray, src: np.ndarray, negate: int) -> None:
         d_code, d_swap = core_code(dst.dtype)
