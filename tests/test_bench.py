@@ -314,3 +314,48 @@ def test_size_sweep_runs(tmp_path: Path, keep_threads: int) -> None:
         (op, size) for op in ("transpose", "cast") for size in (1024, 2048, 4096)
     }
     assert all(v > 0 for p in points for v in p["gbps"].values())
+
+
+def _load_benchmarks_module(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"benchmarks/{name}.py is not beside this tests folder")
+    spec = importlib.util.spec_from_file_location(f"torchnp_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_median_report_takes_each_case_from_its_middle_run() -> None:
+    median = _load_benchmarks_module("median_report")
+
+    def run(speedups: dict[str, float], limit: float) -> dict:
+        cases = [
+            {"name": n, "speedup": s, "torchnp_s": 1.0, "agrees": True, "run": limit}
+            for n, s in speedups.items()
+        ]
+        return {"limit_gbps": limit, "wall_s": 1.0, "repeat": 5, "cases": cases}
+
+    runs = [
+        run({"P1_x": 2.0, "S1_y": 0.9}, 10.0),
+        run({"P1_x": 3.0, "S1_y": 0.7}, 30.0),
+        run({"P1_x": 1.0, "S1_y": 1.1}, 20.0),
+    ]
+    merged = median.median_report(runs)
+    by_name = {c["name"]: c for c in merged["cases"]}
+    assert by_name["P1_x"]["speedup"] == 2.0 and by_name["P1_x"]["run"] == 10.0
+    assert by_name["S1_y"]["speedup"] == 0.9 and by_name["S1_y"]["run"] == 10.0
+    assert by_name["P1_x"]["speedups"] == [2.0, 3.0, 1.0]
+    assert merged["limit_gbps"] == 20.0 and merged["runs"] == 3 and merged["wall_s"] == 3.0
+    with pytest.raises(ValueError):
+        median.median_report([runs[0], run({"P1_x": 2.0}, 1.0)])
+
+
+def test_update_readme_replaces_only_its_section() -> None:
+    update = _load_benchmarks_module("update_readme")
+    readme = "a\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"
+    readme += "b\n<!-- sweep:start -->\nx\n<!-- sweep:end -->\n"
+    out = update.splice(readme, "new sweep\n", "sweep")
+    assert "old" in out and "new sweep" in out and "\nx\n" not in out
+    with pytest.raises(SystemExit):
+        update.splice("no markers", "t", "sweep")

@@ -95,9 +95,16 @@ class Pool {
  private:
   int ensure_helpers(int count);  // mu_ held; returns the helpers there are (<= count if short)
   void helper_main(uint64_t seen);
-  // Runs chunks of `job` until none is left to claim; the number run. `fastest` (the caller's):
-  // the shortest time per unit any of them took, the caller's speed when nothing interrupts it.
-  int64_t work(const Job& job, bool helper, double* fastest = nullptr);
+  // Paces (ns per unit) of the caller's chunks: the first kPaces of them.
+  static constexpr int kPaces = 32;
+  struct Paces {
+    double pace[kPaces];
+    int count = 0;
+    double median();
+  };
+  // Runs chunks of `job` until none is left to claim; the number run. `paces` (the caller's):
+  // how fast its chunks went.
+  int64_t work(const Job& job, bool helper, Paces* paces = nullptr);
   bool claim(uint32_t generation, int64_t chunks, int64_t* chunk);
   void wait_at_gate();
   void judge(Clock::duration total, Clock::duration alone, Clock::time_point now);
@@ -205,8 +212,8 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
     wake_.notify_all();
   }
   const auto own_start = Clock::now();
-  double fastest = 0;  // ns per unit
-  const int64_t mine = work(job, false, &fastest);
+  Paces paces;
+  const int64_t mine = work(job, false, &paces);
   const auto own_end = Clock::now();
   // Whatever is left are chunks other threads have claimed and are running.
   auto finished = [&] { return remaining_.load(std::memory_order_acquire) == 0; };
@@ -222,10 +229,11 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
   const auto end = Clock::now();
   // Not judged: a call that started a helper thread (a one-off cost), or had none to hand to.
   if (adaptive && helpers > 0 && helpers <= had_helpers && mine > 0) {
-    // What the caller alone would have taken: all units at its own fastest pace (under load
-    // its average pace counts the time it was itself descheduled, which one thread would have
-    // suffered less of).
-    const auto alone = std::chrono::nanoseconds(static_cast<int64_t>(fastest * static_cast<double>(n)));
+    // What the caller alone would have taken: all units at its median pace per chunk (its
+    // average would count the chunks in which it was itself descheduled; its fastest, a chunk
+    // of small units: a flat copy's head, a transpose's edge tiles).
+    const auto alone =
+        std::chrono::nanoseconds(static_cast<int64_t>(paces.median() * static_cast<double>(n)));
     judge(end - start, std::chrono::duration_cast<Clock::duration>(alone), end);
   }
   return participants_.load(std::memory_order_acquire);
@@ -267,7 +275,13 @@ bool Pool::claim(uint32_t generation, int64_t chunks, int64_t* chunk) {
   }
 }
 
-int64_t Pool::work(const Job& job, bool helper, double* fastest) {
+double Pool::Paces::median() {
+  if (count == 0) return 0;
+  std::nth_element(pace, pace + count / 2, pace + count);
+  return pace[count / 2];
+}
+
+int64_t Pool::work(const Job& job, bool helper, Paces* paces) {
   int64_t ran = 0, chunk = 0;
   // A successful claim keeps the job (and the caller's body) alive until this chunk is
   // counted down below.
@@ -278,14 +292,14 @@ int64_t Pool::work(const Job& job, bool helper, double* fastest) {
       wait_while_held();  // test hook: a helper descheduled while it holds a chunk
     }
     const int64_t begin = chunk * job.grain, end = std::min(job.n, begin + job.grain);
-    if (fastest == nullptr) {
+    if (paces == nullptr || paces->count == kPaces) {
       (*job.body)(begin, end);
     } else {
       const auto t0 = Clock::now();
       (*job.body)(begin, end);
       const double pace = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                               Clock::now() - t0).count()) / static_cast<double>(end - begin);
-      if (*fastest == 0 || pace < *fastest) *fastest = pace;
+      paces->pace[paces->count++] = pace;
     }
     if (remaining_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
         caller_waits_.load(std::memory_order_seq_cst)) {
