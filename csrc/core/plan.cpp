@@ -31,15 +31,16 @@ constexpr int64_t kFlatBlock = 8192;
 // streaming only higher up).
 constexpr int64_t kStreamingBytes = int64_t{32} << 20;
 constexpr int64_t kCacheLine = 64;
-// Flat destinations of at least this many bytes are cut at huge-page (2 MiB) boundaries, one
+// Flat destinations of kPageChunkMinBytes or more are cut at huge-page (2 MiB) boundaries, one
 // page per unit. Such outputs are huge-page mappings (NumPy's and the output pool's), and a
 // fresh one is faulted in by the copy: when two threads write into the same unfaulted 2 MiB
 // page, both take the fault, both allocate and zero a huge page and one of them throws its
 // page away. Measured on the 2-core dev VM, fresh 64 MiB copy on 2 threads: 2 MiB units ran
 // steadily at 4.4 ms, halves at 4.2-65 ms (median 10.7), 128 KiB units no faster than one
-// thread. Warm copies lose nothing: 32 units still balance two threads.
+// thread. From 32 MiB (16 units and more) warm copies lose nothing; below, too few units cannot
+// balance a helper that joins late (4 MiB warm copy: 2 units 123 us, 128 KiB chunks 65 us).
 constexpr int64_t kPageChunkBytes = int64_t{2} << 20;
-constexpr int64_t kPageChunkMinBytes = int64_t{4} << 20;
+constexpr int64_t kPageChunkMinBytes = int64_t{32} << 20;
 
 struct Dim {
   int64_t size, src, dst;

@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument(
-        "--quick", action="store_true", help="smaller sizes (whole run < 90 s on 2 cores)"
+        "--quick",
+        action="store_true",
+        help="smaller P sizes (every regime: ~4 min on 2 cores, most of it F's fresh processes)",
     )
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke tests only
     p.add_argument(

@@ -67,14 +67,18 @@ Timed = tuple[Callable[[], object], int] | tuple[Callable[[], object], int, int 
 
 def time_interleaved(fns: Mapping[str, Timed], repeat: int) -> dict[str, float]:
     """Median seconds per call of each ``(function, calls per sample[, threads])``, taking
-    turns so that drift in the machine's speed hits all alike.
+    turns so that drift in the machine's speed hits all alike, the order rotating every round so
+    that what a way leaves behind (torch's OpenMP workers spin for milliseconds after a threaded
+    torch call) does not always land on the same next way.
 
     The callers have already warmed each function up (one untimed call).
     """
     samples: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeat):
-        for key, spec in fns.items():
-            samples[key].append(_sample(*spec))
+    keys = list(fns)
+    for round_ in range(repeat):
+        shift = round_ % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            samples[key].append(_sample(*fns[key]))
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
