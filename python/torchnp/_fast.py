@@ -197,28 +197,24 @@ def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None
         d_code, d_swap = core_code(target)
         s_code, copy = element.code, C.copy
 
-        def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
-            view = _np_view(tensor, carrier)
-            if view is None or out.shape != view.shape or not out.flags.writeable:
-                return None
-            if out.size:
-                if may_share(out, view):
-                    return None  # the policy stages the source first
-                copy(out, d_code, d_swap, view, s_code, False, 0)
-            return out
+        def write(out: np.ndarray, view: np.ndarray) -> None:
+            copy(out, d_code, d_swap, view, s_code, False, 0)
 
     else:
         host_copy = engine._host_copy
 
-        def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
-            view = _np_view(tensor, carrier)
-            if view is None or out.shape != view.shape or not out.flags.writeable:
-                return None
-            if out.size:
-                if may_share(out, view):
-                    return None  # the policy stages the source first
-                host_copy(out, view if carrier is None else view.view(stored), 0)
-            return out
+        def write(out: np.ndarray, view: np.ndarray) -> None:
+            host_copy(out, view if carrier is None else view.view(stored), 0)
+
+    def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
+        view = _np_view(tensor, carrier)
+        if view is None or out.shape != view.shape or not out.flags.writeable:
+            return None
+        if out.size:
+            if may_share(out, view):
+                return None  # the policy stages the source first
+            write(out, view)
+        return out
 
     with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
         _remember(_TO_NUMPY_OUT, (*key[:-1], arg_key(target)), replay)

@@ -61,6 +61,40 @@ PROFILES = {
 }
 
 
+# The ways of the jobs that several regimes time (S, F and the sweep), for a given tensor.
+
+
+def copy_ways(t: torch.Tensor) -> tuple[Way, ...]:
+    """A fresh copy of `t` as an array: torchnp's, NumPy's and torch's spelling."""
+    return (
+        Way(TORCHNP, "torchnp.to_numpy(t, copy=True)", lambda: torchnp.to_numpy(t, copy=True)),
+        Way(NUMPY, "t.numpy().copy()", lambda: t.numpy().copy()),
+        Way(TORCH, "t.clone().numpy()", lambda: t.clone().numpy()),
+    )
+
+
+def transpose_ways(t: torch.Tensor) -> tuple[Way, ...]:
+    """`t.T` (2-D) as a C-order array."""
+    return (
+        Way(TORCHNP, 'torchnp.to_numpy(t.T, order="C")', lambda: torchnp.to_numpy(t.T, order="C")),
+        Way(NUMPY, "np.ascontiguousarray(t.numpy().T)", lambda: np.ascontiguousarray(t.numpy().T)),
+        Way(TORCH, "t.T.contiguous().numpy()", lambda: t.T.contiguous().numpy()),
+    )
+
+
+def cast_ways(t: torch.Tensor) -> tuple[Way, ...]:
+    """`t` (float64) as a float32 array."""
+    return (
+        Way(
+            TORCHNP,
+            "torchnp.to_numpy(t, dtype=np.float32)",
+            lambda: torchnp.to_numpy(t, dtype=np.float32),
+        ),
+        Way(NUMPY, "t.numpy().astype(np.float32)", lambda: t.numpy().astype(np.float32)),
+        Way(TORCH, "t.float().numpy()", lambda: t.float().numpy()),
+    )
+
+
 @dataclass(frozen=True)
 class Case:
     """A named benchmark case and how to build it for a size profile. The regime is the name's

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import torchnp
-from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Way
+from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Way, cast_ways, copy_ways, transpose_ways
 
 MIN_PROCESSES = 5  # each way's first call is the median over this many fresh processes
 
@@ -36,33 +36,17 @@ def _rand(n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 
 def _copy(nbytes: int) -> tuple[tuple[Way, ...], int]:
     t = _rand(nbytes // 4)
-    return (
-        Way(TORCHNP, "torchnp.to_numpy(t, copy=True)", lambda: torchnp.to_numpy(t, copy=True)),
-        Way(NUMPY, "t.numpy().copy()", lambda: t.numpy().copy()),
-        Way(TORCH, "t.clone().numpy()", lambda: t.clone().numpy()),
-    ), 2 * t.nbytes
+    return copy_ways(t), 2 * t.nbytes
 
 
 def _transpose(side: int) -> tuple[tuple[Way, ...], int]:
     t = _rand(side * side).reshape(side, side)
-    return (
-        Way(TORCHNP, 'torchnp.to_numpy(t.T, order="C")', lambda: torchnp.to_numpy(t.T, order="C")),
-        Way(NUMPY, "np.ascontiguousarray(t.numpy().T)", lambda: np.ascontiguousarray(t.numpy().T)),
-        Way(TORCH, "t.T.contiguous().numpy()", lambda: t.T.contiguous().numpy()),
-    ), 2 * t.nbytes
+    return transpose_ways(t), 2 * t.nbytes
 
 
 def _cast(nbytes: int) -> tuple[tuple[Way, ...], int]:
     t = _rand(nbytes // 8, torch.float64)
-    return (
-        Way(
-            TORCHNP,
-            "torchnp.to_numpy(t, dtype=np.float32)",
-            lambda: torchnp.to_numpy(t, dtype=np.float32),
-        ),
-        Way(NUMPY, "t.numpy().astype(np.float32)", lambda: t.numpy().astype(np.float32)),
-        Way(TORCH, "t.float().numpy()", lambda: t.float().numpy()),
-    ), t.nbytes + t.numel() * 4
+    return cast_ways(t), t.nbytes + t.numel() * 4
 
 
 def _negstride(nbytes: int) -> tuple[tuple[Way, ...], int]:

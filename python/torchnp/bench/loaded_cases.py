@@ -14,7 +14,17 @@ import numpy as np
 import torch
 
 import torchnp
-from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, TORCHNP_1, Case, Prepared, Sizes, Way
+from torchnp.bench.cases import (
+    NUMPY,
+    TORCH,
+    TORCHNP,
+    TORCHNP_1,
+    Case,
+    Prepared,
+    Sizes,
+    Way,
+    cast_ways,
+)
 
 
 def _bytes(size: str, sizes: Sizes) -> int:
@@ -61,22 +71,9 @@ def _transpose_out(nbytes: int) -> Prepared:
 
 def _cast(nbytes: int) -> Prepared:
     t = _rand(nbytes // 8, torch.float64)
+    mine, *builtins = cast_ways(t)
     return Prepared(
-        (
-            Way(
-                TORCHNP,
-                "torchnp.to_numpy(t, dtype=np.float32)",
-                lambda: torchnp.to_numpy(t, dtype=np.float32),
-            ),
-            Way(
-                TORCHNP_1,
-                "the same, 1 thread",
-                lambda: torchnp.to_numpy(t, dtype=np.float32),
-                threads=1,
-            ),
-            Way(NUMPY, "t.numpy().astype(np.float32)", lambda: t.numpy().astype(np.float32)),
-            Way(TORCH, "t.to(torch.float32).numpy()", lambda: t.to(torch.float32).numpy()),
-        ),
+        (mine, Way(TORCHNP_1, "the same, 1 thread", mine.fn, threads=1), *builtins),
         t.nbytes + t.numel() * 4,
     )
 

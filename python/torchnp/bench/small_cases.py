@@ -10,7 +10,18 @@ import numpy as np
 import torch
 
 import torchnp
-from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Case, Prepared, Sizes, Way
+from torchnp.bench.cases import (
+    NUMPY,
+    TORCH,
+    TORCHNP,
+    Case,
+    Prepared,
+    Sizes,
+    Way,
+    cast_ways,
+    copy_ways,
+    transpose_ways,
+)
 
 
 def _rand(shape, dtype=torch.float32) -> torch.Tensor:
@@ -22,12 +33,7 @@ def _per_call(*ways: Way) -> Prepared:
 
 
 def _s1(_: Sizes, side: int = 64) -> Prepared:
-    t = _rand((side, side))
-    return _per_call(
-        Way(TORCHNP, "torchnp.to_numpy(t, copy=True)", lambda: torchnp.to_numpy(t, copy=True)),
-        Way(NUMPY, "t.numpy().copy()", lambda: t.numpy().copy()),
-        Way(TORCH, "t.clone().numpy()", lambda: t.clone().numpy()),
-    )
+    return _per_call(*copy_ways(_rand((side, side))))
 
 
 def _s1k(s: Sizes) -> Prepared:
@@ -35,29 +41,11 @@ def _s1k(s: Sizes) -> Prepared:
 
 
 def _s2(_: Sizes) -> Prepared:
-    t = _rand((64, 64))
-    return _per_call(
-        Way(
-            TORCHNP,
-            'torchnp.to_numpy(t.T, order="C")',
-            lambda: torchnp.to_numpy(t.T, order="C"),
-        ),
-        Way(NUMPY, "np.ascontiguousarray(t.numpy().T)", lambda: np.ascontiguousarray(t.numpy().T)),
-        Way(TORCH, "t.T.contiguous().numpy()", lambda: t.T.contiguous().numpy()),
-    )
+    return _per_call(*transpose_ways(_rand((64, 64))))
 
 
 def _s3(_: Sizes) -> Prepared:
-    t = _rand((64, 32), torch.float64)  # 16 KiB of float64
-    return _per_call(
-        Way(
-            TORCHNP,
-            "torchnp.to_numpy(t, dtype=np.float32)",
-            lambda: torchnp.to_numpy(t, dtype=np.float32),
-        ),
-        Way(NUMPY, "t.numpy().astype(np.float32)", lambda: t.numpy().astype(np.float32)),
-        Way(TORCH, "t.float().numpy()", lambda: t.float().numpy()),
-    )
+    return _per_call(*cast_ways(_rand((64, 32), torch.float64)))  # 16 KiB of float64
 
 
 def _s4(_: Sizes) -> Prepared:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import torchnp
-from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Way
+from torchnp.bench.cases import Way, copy_ways, transpose_ways
 from torchnp.bench.report import NONE, TIMES, format_bytes, format_seconds
 from torchnp.bench.timing import MIN_SAMPLE_S, calibrate_inner, time_interleaved
 
@@ -29,22 +29,12 @@ SWEEP_TARGET = 0.95
 
 
 def _copy_ways(nbytes: int) -> tuple[Way, ...]:
-    t = torch.rand(nbytes // 4, generator=torch.Generator().manual_seed(0))
-    return (
-        Way(TORCHNP, "torchnp.to_numpy(t, copy=True)", lambda: torchnp.to_numpy(t, copy=True)),
-        Way(NUMPY, "t.numpy().copy()", lambda: t.numpy().copy()),
-        Way(TORCH, "t.clone().numpy()", lambda: t.clone().numpy()),
-    )
+    return copy_ways(torch.rand(nbytes // 4, generator=torch.Generator().manual_seed(0)))
 
 
 def _transpose_ways(nbytes: int) -> tuple[Way, ...]:
     side = math.isqrt(nbytes // 4)
-    t = torch.rand((side, side), generator=torch.Generator().manual_seed(0))
-    return (
-        Way(TORCHNP, 'torchnp.to_numpy(t.T, order="C")', lambda: torchnp.to_numpy(t.T, order="C")),
-        Way(NUMPY, "np.ascontiguousarray(t.numpy().T)", lambda: np.ascontiguousarray(t.numpy().T)),
-        Way(TORCH, "t.T.contiguous().numpy()", lambda: t.T.contiguous().numpy()),
-    )
+    return transpose_ways(torch.rand((side, side), generator=torch.Generator().manual_seed(0)))
 
 
 OPS: dict[str, Callable[[int], tuple[Way, ...]]] = {
