@@ -297,3 +297,24 @@ def test_a_dtype_with_metadata_is_not_confused_with_the_plain_one():
     for _ in range(3):
         assert torchnp.to_numpy(t, dtype=plain).dtype.metadata is None
         assert torchnp.to_numpy(t, dtype=tagged).dtype.metadata == {"unit": "m"}
+
+
+def test_a_copy_the_policy_refuses_is_never_answered_from_the_memo(engine):
+    # The memo is keyed by copy as passed; 1 == True and hashes alike, but copy=1 is an error.
+    t = torch.arange(6.0)
+    x = np.arange(6.0)[::-1]
+    out = np.empty(6, np.float32)
+    for _ in range(2):  # the second round finds every signature memoised
+        torchnp.to_numpy(t, copy=True)
+        torchnp.to_numpy(t, dtype=np.float16, copy=True)
+        torchnp.to_numpy(t, copy=True, out=out)
+        torchnp.from_numpy(x, copy=True)
+        for bad in (1, 1.0):
+            with pytest.raises(ValueError, match="copy must be None, True or False"):
+                torchnp.to_numpy(t, copy=bad)
+            with pytest.raises(ValueError, match="copy must be None, True or False"):
+                torchnp.to_numpy(t, dtype=np.float16, copy=bad)
+            with pytest.raises(ValueError, match="copy must be None, True or False"):
+                torchnp.to_numpy(t, copy=bad, out=out)
+            with pytest.raises(ValueError, match="copy must be None, True or False"):
+                torchnp.from_numpy(x, copy=bad)

@@ -143,6 +143,10 @@ class Pool {
   std::atomic<Clock::rep> balance_{0};
   std::atomic<Clock::rep> backoff_{0};
   std::atomic<Clock::rep> solo_ended_{0};  // when the last back-off ended
+ public:
+  std::atomic<int64_t> solo_entries{0};  // how many times the pool went solo (for tests)
+
+ private:
   std::atomic<bool> hold_next_{false};
   std::atomic<bool> claim_held_{false};
   bool holding_ = false;  // guarded by gate_mu_
@@ -271,6 +275,7 @@ void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point
   balance_.store(0, std::memory_order_relaxed);
   solo_ended_.store(until, std::memory_order_relaxed);
   solo_until_.store(until, std::memory_order_relaxed);
+  solo_entries.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Pool::claim(uint32_t generation, int64_t chunks, int64_t* chunk) {
@@ -456,6 +461,8 @@ int64_t pool_solo_us() {
 }
 
 void end_pool_solo() { pool().end_solo(); }
+
+int64_t pool_solo_entries() { return pool().solo_entries.load(std::memory_order_relaxed); }
 
 void hold_next_pool_claim(bool hold) { pool().hold_next_claim(hold); }
 

@@ -192,6 +192,7 @@ void fail_pool_spawns(int n);
 // that claims a chunk waits, holding it (a descheduled helper), until hold_next_pool_claim(false);
 // pool_claim_held() says whether one waits so. parallel_probe is never judged nor solo.
 int64_t pool_solo_us();
+int64_t pool_solo_entries();  // how many times the pool has gone solo in this process
 void end_pool_solo();
 void hold_next_pool_claim(bool hold);
 bool pool_claim_held();

@@ -27,6 +27,9 @@ from torchnp import _pool
 from torchnp._dtypes import ElementType, carrier_numpy, carrier_torch, core_code
 
 MAX_BYTES = _pool.MIN_BYTES
+# The types of `copy` the policy accepts: only these may look up a memo keyed by `copy` as
+# passed (1 == True and hash(1) == hash(True), but the policy refuses copy=1).
+COPY_TYPES = frozenset({type(None), bool, np.bool_})
 MAX_ENTRIES = 512
 LAYOUTS = {"K": 0, "C": 1, "F": 2, "A": 3}
 

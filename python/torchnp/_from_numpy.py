@@ -128,9 +128,10 @@ def from_numpy(
         # decision, replayed (_fast). Anything else goes to the policy below.
         if dtype is None and copy is None and _SHAREABLE(array):
             return _TORCH_FROM_NUMPY(array)
-        result = _fast.from_numpy(array, dtype, copy)
-        if result is not None:
-            return result
+        if type(copy) in _fast.COPY_TYPES:  # keyed by copy as passed, and 1 == True
+            result = _fast.from_numpy(array, dtype, copy)
+            if result is not None:
+                return result
     signature = (dtype, copy)  # as passed: the fast path's memo key
     copy = _policy.check_copy(copy)
     a = _as_array(array)

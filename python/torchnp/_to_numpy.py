@@ -36,6 +36,7 @@ _IS_FUNCTORCH_WRAPPED = getattr(
 _TENSOR = torch.Tensor
 _TENSOR_NUMPY = _fast._tensor_numpy
 _NDARRAY = np.ndarray
+_COPY_TYPES = _fast.COPY_TYPES
 
 
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
@@ -232,7 +233,9 @@ def to_numpy(
            [1., 4.],
            [2., 5.]], dtype=float16)
     """
-    if type(tensor) is _TENSOR and type(out) is _NDARRAY:
+    # The memo is keyed by `copy` as passed, and 1 == True: only the values the policy accepts
+    # may look it up (it refuses copy=1).
+    if type(tensor) is _TENSOR and type(out) is _NDARRAY and type(copy) in _COPY_TYPES:
         # out=: a signature the policy has decided before, replayed (_fast).
         result = _fast.to_numpy_out(tensor, dtype, copy, order, out)
         if result is not None:
@@ -248,7 +251,7 @@ def to_numpy(
                 raise
             except (RuntimeError, TypeError):
                 pass
-        else:
+        elif type(copy) in _COPY_TYPES:
             # A signature the policy has decided before: its decision, replayed (_fast).
             result = _fast.to_numpy(tensor, dtype, copy, order)
             if result is not None:
