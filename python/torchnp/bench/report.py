@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 # Escaped so ruff (RUF001) accepts them: the multiplication sign and the en dash.
@@ -80,107 +81,80 @@ def _verdict(c: dict) -> str:
     return ("yes" if c["meets_target"] else "**no**") + f" ({c['target']})"
 
 
+# A table column: its header, whether it is right-aligned (numbers), and its cell for a record.
+Column = tuple[str, bool, Callable[[dict], str]]
+
+
+def _faults(c: dict) -> str:
+    faults = c.get("page_faults", {})
+    return f"{faults.get(c['torchnp_way'], 0):.0f} / {faults.get(c['baseline'], 0):.0f}"
+
+
+CASE: Column = ("case", False, _name)
+MOVED: Column = ("moved", True, lambda c: format_bytes(c["bytes"]))
+BUILTIN: Column = ("built-in", False, lambda c: f"`{c['baseline']}`")
+ITS_TIME: Column = ("its time", True, lambda c: format_seconds(c["baseline_s"]))
+SPEEDUP: Column = ("speedup", True, lambda c: _ratio(c["speedup"], TIMES))
+TARGET: Column = ("target met", False, _verdict)
+
+STEADY: list[Column] = [
+    CASE,
+    MOVED,
+    ("torchnp", True, lambda c: format_seconds(c["torchnp_s"])),
+    ("first call", True, lambda c: format_seconds(c.get("torchnp_first_s"))),
+    ("GB/s", True, lambda c: _ratio(c["gbps"], "")),
+    ("of limit", True, lambda c: _ratio(c["of_limit"])),
+    ("best built-in", False, BUILTIN[2]),
+    ITS_TIME,
+    SPEEDUP,
+    ("vs torch", True, lambda c: _ratio(c["speedup_torch"], TIMES)),
+    ("vs NumPy", True, lambda c: _ratio(c["speedup_numpy"], TIMES)),
+]
+KERNEL: Column = ("kernel", False, lambda c: f"`{c['kernel']}`" if c.get("kernel") else NONE)
+SMALL: list[Column] = [
+    CASE,
+    ("torchnp per call", True, lambda c: format_seconds(c["torchnp_s"])),
+    BUILTIN,
+    ITS_TIME,
+    SPEEDUP,
+    TARGET,
+]
+LOADED: list[Column] = [
+    CASE,
+    MOVED,
+    ("torchnp", True, lambda c: format_seconds(c["torchnp_s"])),
+    ("torchnp, 1 thread", True, lambda c: format_seconds(c.get("torchnp_1_s"))),
+    BUILTIN,
+    ITS_TIME,
+    SPEEDUP,
+    ("vs 1 thread", True, lambda c: _ratio(c.get("vs_one_thread"), TIMES)),
+    TARGET,
+]
+FIRST_CALL: list[Column] = [
+    CASE,
+    MOVED,
+    ("torchnp first call", True, lambda c: format_seconds(c["torchnp_s"])),
+    BUILTIN,
+    ("its first call", True, lambda c: format_seconds(c["baseline_s"])),
+    SPEEDUP,
+    ("page faults (torchnp / built-in)", True, _faults),
+    TARGET,
+]
+
+
+def _table(cases: list[dict], columns: list[Column]) -> list[str]:
+    lines = [
+        "| " + " | ".join(head for head, _, _ in columns) + " |",
+        "|" + "".join("---:|" if right else "---|" for _, right, _ in columns),
+    ]
+    for c in cases:
+        lines.append("| " + " | ".join(cell(c) for _, _, cell in columns) + " |")
+    return lines
+
+
 def _steady_table(cases: list[dict]) -> list[str]:
     with_kernel = any(c.get("kernel") for c in cases)
-    columns = [
-        "case",
-        "moved",
-        "torchnp",
-        "first call",
-        "GB/s",
-        "of limit",
-        "best built-in",
-        "its time",
-        "speedup",
-        "vs torch",
-        "vs NumPy",
-    ]
-    if with_kernel:
-        columns.append("kernel")
-    lines = [
-        "| " + " | ".join(columns) + " |",
-        "|---|" + "---:|" * 5 + "---|" + "---:|" * 4 + ("---|" if with_kernel else ""),
-    ]
-    for c in cases:
-        row = [
-            _name(c),
-            format_bytes(c["bytes"]),
-            format_seconds(c["torchnp_s"]),
-            format_seconds(c.get("torchnp_first_s")),
-            _ratio(c["gbps"], ""),
-            _ratio(c["of_limit"]),
-            f"`{c['baseline']}`",
-            format_seconds(c["baseline_s"]),
-            _ratio(c["speedup"], TIMES),
-            _ratio(c["speedup_torch"], TIMES),
-            _ratio(c["speedup_numpy"], TIMES),
-        ]
-        if with_kernel:
-            row.append(f"`{c['kernel']}`" if c.get("kernel") else NONE)
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
-def _small_table(cases: list[dict]) -> list[str]:
-    lines = [
-        "| case | torchnp per call | built-in | its time | speedup | target met |",
-        "|---|---:|---|---:|---:|---|",
-    ]
-    for c in cases:
-        row = [
-            _name(c),
-            format_seconds(c["torchnp_s"]),
-            f"`{c['baseline']}`",
-            format_seconds(c["baseline_s"]),
-            _ratio(c["speedup"], TIMES),
-            _verdict(c),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
-def _loaded_table(cases: list[dict]) -> list[str]:
-    lines = [
-        "| case | moved | torchnp | torchnp, 1 thread | built-in | its time | speedup "
-        "| vs 1 thread | target met |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---|",
-    ]
-    for c in cases:
-        row = [
-            _name(c),
-            format_bytes(c["bytes"]),
-            format_seconds(c["torchnp_s"]),
-            format_seconds(c.get("torchnp_1_s")),
-            f"`{c['baseline']}`",
-            format_seconds(c["baseline_s"]),
-            _ratio(c["speedup"], TIMES),
-            _ratio(c.get("vs_one_thread"), TIMES),
-            _verdict(c),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
-def _first_call_table(cases: list[dict]) -> list[str]:
-    lines = [
-        "| case | moved | torchnp first call | built-in | its first call | speedup "
-        "| page faults (torchnp / built-in) | target met |",
-        "|---|---:|---:|---|---:|---:|---:|---|",
-    ]
-    for c in cases:
-        faults = c.get("page_faults", {})
-        row = [
-            _name(c),
-            format_bytes(c["bytes"]),
-            format_seconds(c["torchnp_s"]),
-            f"`{c['baseline']}`",
-            format_seconds(c["baseline_s"]),
-            _ratio(c["speedup"], TIMES),
-            f"{faults.get(c['torchnp_way'], 0):.0f} / {faults.get(c['baseline'], 0):.0f}",
-            _verdict(c),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
+    return _table(cases, [*STEADY, KERNEL] if with_kernel else STEADY)
 
 
 REGIME_TITLES = {
@@ -190,12 +164,12 @@ REGIME_TITLES = {
     "L": "L · one core busy with another process",
     "F": "F · first call in a fresh process",
 }
-_TABLES = {
+_TABLES: dict[str, Callable[[list[dict]], list[str]]] = {
     "P": _steady_table,
-    "S": _small_table,
-    "Z": _small_table,
-    "L": _loaded_table,
-    "F": _first_call_table,
+    "S": lambda cases: _table(cases, SMALL),
+    "Z": lambda cases: _table(cases, SMALL),
+    "L": lambda cases: _table(cases, LOADED),
+    "F": lambda cases: _table(cases, FIRST_CALL),
 }
 
 
