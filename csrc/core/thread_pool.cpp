@@ -200,11 +200,14 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
     // process, or by torch's OpenMP workers, which spin for milliseconds after each parallel
     // region) would hold this caller for a scheduler slice: measured on the 2-core dev VM,
     // 512 KiB copies right after a torch copy_ took 70 us instead of 8 when they waited here.
-    // So a caller that finds it held runs alone.
+    // So a caller that finds it held runs alone (the probe, which counts threads, waits).
     std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
     for (int i = 0; i < 64 && !lock.owns_lock(); ++i) {  // a few microseconds at most
       cpu_relax();
       lock.try_lock();
+    }
+    if (!lock.owns_lock() && !adaptive) {
+      lock.lock();  // the probe counts the threads that come: it waits for the lock
     }
     if (!lock.owns_lock()) {
       body(0, n);

@@ -1102,12 +1102,15 @@ void check_pool(bool with_fork) {
   if (pid == 0) {
     alarm(60);  // a hang fails the test instead of blocking it
     const int threads = c.run(2);
-    const bool probe = parallel_probe(8, 2) == 2;
-    _exit(c.ok() && threads >= 1 && probe ? 0 : 3);
+    const bool copied = c.ok() && threads >= 1;
+    const int probe = parallel_probe(8, 2);
+    _exit(!copied ? 3 : probe != 2 ? 10 + probe : 0);  // which check failed, in the status
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+        "forked child: wait status %d, exit %d (3: wrong copy; 10 + n: the probe saw n threads)",
+        status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   CHECK(pool_helpers() >= 1, "no helpers started");
 }
 
