@@ -152,6 +152,21 @@ int layout_class(const py::array& a) {
   return cls;
 }
 
+struct FastState {
+  PyObject* tensor_type = nullptr;   // torch.Tensor (exactly; subclasses take the policy)
+  PyObject* to_numpy_memo = nullptr;
+  PyObject* from_numpy_memo = nullptr;
+  PyObject* dtype_name = nullptr;    // interned "dtype"
+  PyObject* metadata_name = nullptr;  // interned "metadata"
+  PyObject* tensor_numpy = nullptr;   // torch's own Tensor.numpy (never a patched one)
+  // Tensor.untyped_storage and the storage's data_ptr and nbytes, as the unbound C methods
+  // (called directly: a lookup through torch.UntypedStorage's Python class costs more).
+  PyObject* untyped_storage = nullptr;
+  PyObject* storage_data_ptr = nullptr;
+  PyObject* storage_nbytes = nullptr;
+};
+FastState g_fast;
+
 // The outcome of calling a Python callable: its result, or nothing when it raised one of the
 // refusals torch's conversions raise (RuntimeError, TypeError), cleared. Any other error
 // (RecursionError above all: a patched torch calling back) propagates.
@@ -164,6 +179,45 @@ py::object call_refusable(PyObject* fn, PyObject* arg) {
   }
   PyErr_Clear();
   return py::object();
+}
+
+// Whether every byte `view` (torch's .numpy() of `tensor`, or of a view of it) addresses lies
+// inside the tensor's storage as the storage is now. torch checks that only when a tensor is
+// made: a storage resized or freed afterwards (FSDP frees parameters' storage with resize_(0))
+// leaves older tensors over freed memory, and a functionalize wrapper's storage has no data of
+// its own (its data_ptr() raises). Neither may be read: the policy then says why
+// (_memory.check_storage, the same rule).
+bool inside_storage(PyObject* tensor, const py::array& view) {
+  const auto* proxy = npy::array_proxy(view.ptr());
+  int64_t low = 0, high = view.itemsize();  // the bytes addressed, relative to the data pointer
+  for (int d = 0; d < proxy->nd; ++d) {
+    const int64_t n = proxy->dimensions[d], stride = proxy->strides[d];
+    if (n == 0) return true;  // no byte is read
+    (stride < 0 ? low : high) += (n - 1) * stride;
+  }
+  py::object storage = call_refusable(g_fast.untyped_storage, tensor);
+  if (!storage) return false;
+  py::object base = call_refusable(g_fast.storage_data_ptr, storage.ptr());
+  if (!base) return false;
+  py::object size = call_refusable(g_fast.storage_nbytes, storage.ptr());
+  if (!size) return false;
+  const auto first = static_cast<uint64_t>(PyLong_AsUnsignedLongLong(base.ptr()));
+  const int64_t nbytes = PyLong_AsLongLong(size.ptr());
+  if (PyErr_Occurred()) throw py::error_already_set();
+  const auto data = reinterpret_cast<uint64_t>(proxy->data);
+  // [data + low, data + high) within [first, first + nbytes), without overflow.
+  if (data + static_cast<uint64_t>(low) < first) return false;  // (low <= 0)
+  const uint64_t offset = data + static_cast<uint64_t>(low) - first;
+  return offset <= static_cast<uint64_t>(nbytes) &&
+         static_cast<uint64_t>(high - low) <= static_cast<uint64_t>(nbytes) - offset;
+}
+
+// torch's own view of `tensor` when it gives one and it lies inside the tensor's storage; else
+// nothing (the policy then converts the tensor another way or says why it cannot).
+py::object checked_view(PyObject* numpy, PyObject* tensor) {
+  py::object view = call_refusable(numpy, tensor);
+  if (view && !inside_storage(tensor, py::reinterpret_borrow<py::array>(view))) return py::object();
+  return view;
 }
 
 // A memoised to_numpy decision (python/torchnp/_fast.py), replayed in one call: torch's own
@@ -199,12 +253,12 @@ class ToNumpyReplay {
 
  private:
   py::object view_of(py::handle tensor) const {
-    if (carrier_.is_none()) return call_refusable(numpy_.ptr(), tensor.ptr());
+    if (carrier_.is_none()) return checked_view(numpy_.ptr(), tensor.ptr());
     // The carrier view is refused like .numpy() is (a tensor with the negative bit, say).
     py::object view_method = tensor.attr("view");
     py::object carried = call_refusable(view_method.ptr(), carrier_.ptr());
     if (!carried) return carried;
-    return call_refusable(numpy_.ptr(), carried.ptr());
+    return checked_view(numpy_.ptr(), carried.ptr());
   }
 
   py::object numpy_, carrier_, stored_;
@@ -280,14 +334,6 @@ py::object capsule_of(py::object owner, const char* name) {
   return py::reinterpret_steal<py::object>(cap);
 }
 
-struct FastState {
-  PyObject* tensor_type = nullptr;   // torch.Tensor (exactly; subclasses take the policy)
-  PyObject* to_numpy_memo = nullptr;
-  PyObject* from_numpy_memo = nullptr;
-  PyObject* dtype_name = nullptr;    // interned "dtype"
-  PyObject* metadata_name = nullptr;  // interned "metadata"
-};
-FastState g_fast;
 
 // Whether a requested dtype carries metadata (equal, and hashing equal, to the same dtype
 // without it: the memo must not conflate the two).
@@ -379,7 +425,23 @@ PyObject* fast_from_numpy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return guarded([&] { return r->run(py::reinterpret_borrow<py::array>(array)); });
 }
 
+// tensor_view(tensor): torch's own Tensor.numpy() view when it gives one over memory the
+// tensor's storage holds, else None (the policy's turn). The commonest call, to_numpy(t).
+PyObject* tensor_view(PyObject*, PyObject* tensor) {
+  if (g_fast.tensor_numpy == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "tensor_view(tensor) before fast_init");
+    return nullptr;
+  }
+  return guarded([&] {
+    py::object view = checked_view(g_fast.tensor_numpy, tensor);
+    return view ? view : py::none();
+  });
+}
+
 PyMethodDef g_fast_methods[] = {
+    {"tensor_view", &tensor_view, METH_O,
+     "tensor_view(tensor): torch's Tensor.numpy() of it when that lies inside the tensor's "
+     "storage as the storage is now; None when torch refuses it or it does not."},
     {"fast_to_numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_to_numpy)),
      METH_FASTCALL,
      "fast_to_numpy(tensor, dtype, copy, order): the memoised decision for this signature, "
@@ -394,16 +456,24 @@ PyMethodDef g_fast_methods[] = {
 void add_fast_path(py::module_& m) {
   m.def(
       "fast_init",
-      [](py::object tensor_type, py::dict to_numpy_memo, py::dict from_numpy_memo) {
+      [](py::object tensor_type, py::object tensor_numpy, py::tuple storage_methods,
+         py::dict to_numpy_memo, py::dict from_numpy_memo) {
+        if (storage_methods.size() != 3) throw std::invalid_argument("fast_init: 3 storage methods");
         // Kept for the life of the process (the module's memo dicts are never replaced).
         g_fast.tensor_type = tensor_type.release().ptr();
+        g_fast.tensor_numpy = tensor_numpy.release().ptr();
+        g_fast.untyped_storage = py::object(storage_methods[0]).release().ptr();
+        g_fast.storage_data_ptr = py::object(storage_methods[1]).release().ptr();
+        g_fast.storage_nbytes = py::object(storage_methods[2]).release().ptr();
         g_fast.to_numpy_memo = to_numpy_memo.release().ptr();
         g_fast.from_numpy_memo = from_numpy_memo.release().ptr();
         g_fast.dtype_name = PyUnicode_InternFromString("dtype");
         g_fast.metadata_name = PyUnicode_InternFromString("metadata");
       },
-      py::arg("tensor_type"), py::arg("to_numpy_memo"), py::arg("from_numpy_memo"),
-      "Hand the fast path the memo dicts of torchnp._fast and torch.Tensor.");
+      py::arg("tensor_type"), py::arg("tensor_numpy"), py::arg("storage_methods"),
+      py::arg("to_numpy_memo"), py::arg("from_numpy_memo"),
+      "Hand the fast path torch.Tensor, its own numpy method, (Tensor.untyped_storage, "
+      "StorageBase.data_ptr, StorageBase.nbytes) and the memo dicts of torchnp._fast.");
   if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
   m.def("convert", &convert, py::arg("src").noconvert(), py::arg("descr"), py::arg("dst_code"),
         py::arg("dst_swap"), py::arg("src_code"), py::arg("src_swap"), py::arg("layout"),

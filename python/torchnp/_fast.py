@@ -25,6 +25,7 @@ import torch
 
 from torchnp import _pool
 from torchnp._dtypes import ElementType, carrier_numpy, carrier_torch, core_code
+from torchnp._memory import storage_holds
 
 MAX_BYTES = _pool.MIN_BYTES
 # The types of `copy` the policy accepts: only these may look up a memo keyed by `copy` as
@@ -118,21 +119,35 @@ def _remember(memo: dict, key: tuple, replay: Replay) -> None:
 
 def _np_view(tensor: torch.Tensor, carrier: torch.dtype | None) -> np.ndarray | None:
     """torch's own zero-copy view (of the carrier integer type for ml_dtypes types), or None
-    when torch refuses it (a tensor with bits, on a device, with a layout NumPy cannot hold)."""
+    when torch refuses it (a tensor with bits, on a device, with a layout NumPy cannot hold) or
+    the tensor's storage no longer holds the bytes it addresses (_memory.storage_holds)."""
     try:
-        return _tensor_numpy(tensor if carrier is None else tensor.view(carrier))
+        view = _tensor_numpy(tensor if carrier is None else tensor.view(carrier))
     except RecursionError:
         raise
     except (RuntimeError, TypeError):
         if not tensor.requires_grad:
             return None
-    try:  # requires grad: the values are what is converted (the policy detaches too)
-        detached = tensor.detach()
-        return _tensor_numpy(detached if carrier is None else detached.view(carrier))
+        try:  # requires grad: the values are what is converted (the policy detaches too)
+            detached = tensor.detach()
+            view = _tensor_numpy(detached if carrier is None else detached.view(carrier))
+        except RecursionError:
+            raise
+        except (RuntimeError, TypeError):
+            return None
+    return view if storage_holds(tensor) else None
+
+
+def python_tensor_view(tensor: torch.Tensor) -> np.ndarray | None:
+    """torch's own ``Tensor.numpy()`` of `tensor` when it gives one over memory the tensor's
+    storage holds, else None (the policy's turn): the commonest call, ``to_numpy(t)``."""
+    try:
+        view = _tensor_numpy(tensor)
     except RecursionError:
         raise
     except (RuntimeError, TypeError):
         return None
+    return view if storage_holds(tensor) else None
 
 
 # ---- to_numpy ----------------------------------------------------------------------------
@@ -375,19 +390,23 @@ def python_from_numpy_replay(
 # one C call) while the native engine is active, these Python ones otherwise (activate()).
 to_numpy: Callable[..., Any] = python_to_numpy
 from_numpy: Callable[..., Any] = python_from_numpy
+tensor_view: Callable[[torch.Tensor], Any] = python_tensor_view
 _initialised: set[int] = set()
 
 
 def activate(engine: Any) -> None:
     """Switch the fast path to `engine`: forget the other engine's replays, and use the native
     entries when the engine has them."""
-    global to_numpy, from_numpy
+    global to_numpy, from_numpy, tensor_view
     clear()
     C = getattr(engine, "_C", None)
     if C is None:
         to_numpy, from_numpy = python_to_numpy, python_from_numpy
+        tensor_view = python_tensor_view
         return
     if id(C) not in _initialised:
-        C.fast_init(torch.Tensor, _TO_NUMPY, _FROM_NUMPY)
+        storage = torch._C.StorageBase
+        methods = (torch.Tensor.untyped_storage, storage.data_ptr, storage.nbytes)
+        C.fast_init(torch.Tensor, _tensor_numpy, methods, _TO_NUMPY, _FROM_NUMPY)
         _initialised.add(id(C))
-    to_numpy, from_numpy = C.fast_to_numpy, C.fast_from_numpy
+    to_numpy, from_numpy, tensor_view = C.fast_to_numpy, C.fast_from_numpy, C.tensor_view

@@ -18,11 +18,47 @@ from torchnp._dtypes import (
 )
 
 
+def storage_holds(t: torch.Tensor) -> bool:
+    """Whether every byte a CPU strided tensor addresses lies inside its storage as it is now.
+
+    torch checks that only when a tensor is made: a storage resized or freed afterwards (FSDP
+    frees parameters' storage with ``resize_(0)``) leaves older tensors over freed memory, and a
+    functionalize wrapper's storage has no data of its own (its ``data_ptr()`` raises). The
+    native fast path applies the same rule (fast_path.cpp, inside_storage).
+    """
+    if t.numel() == 0:
+        return True  # no byte is read
+    try:
+        storage = t.untyped_storage()
+        first = storage.data_ptr()
+    except RuntimeError:
+        return False
+    reach = t.element_size() * (
+        1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+    )
+    offset = t.data_ptr() - first
+    return offset >= 0 and offset + reach <= storage.nbytes()
+
+
+def check_storage(t: torch.Tensor) -> None:
+    """ValueError unless storage_holds(t): never a view of freed memory, never a read of it."""
+    if not storage_holds(t):
+        nbytes = t.untyped_storage().nbytes()
+        raise ValueError(
+            f"torchnp cannot read this tensor: its storage now holds {nbytes} bytes, fewer than "
+            "the tensor addresses (the storage was resized or freed after the tensor was made, "
+            "as FSDP does with untyped_storage().resize_(0)); read it while its storage is "
+            "allocated (e.g. inside FSDP's summon_full_params), or clone it before the resize"
+        )
+
+
 def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
     """The exact NumPy view of a CPU strided tensor's memory (its own element type, its strides).
 
     The tensor must have no conjugate or negative bit. The view keeps the tensor alive.
+    ValueError when its storage no longer holds every byte it addresses (check_storage).
     """
+    check_storage(t)
     if t.requires_grad:
         t = t.detach()
     carrier = carrier_torch(t.dtype)

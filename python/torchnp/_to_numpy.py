@@ -13,7 +13,7 @@ from torchnp._dtypes import (
     parse_dtype,
 )
 from torchnp._engines import Negate
-from torchnp._memory import empty_in_order, numpy_view_of_tensor
+from torchnp._memory import check_storage, empty_in_order, numpy_view_of_tensor
 
 # Types Tensor.numpy() returns as themselves (bits and NumPy type unchanged).
 _COMPLEX = frozenset((torch.complex32, torch.complex64, torch.complex128))
@@ -31,12 +31,15 @@ _IS_FUNCTORCH_WRAPPED = getattr(
 )
 
 
-# Bound once (module globals are the cheapest lookups): torch's own Tensor.numpy, never a
-# patched one.
+# Bound once (module globals are the cheapest lookups).
 _TENSOR = torch.Tensor
-_TENSOR_NUMPY = _fast._tensor_numpy
 _NDARRAY = np.ndarray
 _COPY_TYPES = _fast.COPY_TYPES
+
+
+# Lazy modules' parameters and buffers before their first forward pass (their as_subclass view
+# would be an empty tensor).
+_UNINITIALIZED = torch.nn.parameter.UninitializedTensorMixin
 
 
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
@@ -80,8 +83,15 @@ def _readable(tensor: object) -> torch.Tensor:
         )
     if _is_functorch_wrapped(tensor):
         raise TypeError(
-            "to_numpy cannot read a tensor inside torch.func transforms (vmap/grad/jvp): it has "
-            "no memory of its own; convert the transform's result outside the transform"
+            "to_numpy cannot read a tensor inside torch.func transforms (vmap/grad/jvp/"
+            "functionalize): it has no memory of its own; convert the transform's result "
+            "outside the transform"
+        )
+    if isinstance(tensor, _UNINITIALIZED):
+        raise ValueError(
+            f"to_numpy cannot read an uninitialized {type(tensor).__name__}: a lazy module's "
+            "parameters and buffers get their shape and memory on the module's first forward "
+            "pass; call the module on a dummy batch first"
         )
     if type(tensor) is not torch.Tensor:
         if torch._C._dispatch_keys(tensor).has(torch._C.DispatchKey.Python):
@@ -244,13 +254,11 @@ def to_numpy(
         if dtype is None and copy is None and order == "K":
             # The commonest call: a view of a plain CPU tensor, which torch's own .numpy()
             # gives as it is. Whatever it refuses (bits, devices, grad, layouts, types NumPy
-            # lacks) goes to the policy below, which says why or converts it another way.
-            try:
-                return _TENSOR_NUMPY(tensor)
-            except RecursionError:
-                raise
-            except (RuntimeError, TypeError):
-                pass
+            # lacks) or gives over memory the storage no longer holds goes to the policy
+            # below, which says why or converts it another way.
+            view = _fast.tensor_view(tensor)
+            if view is not None:
+                return view
         elif type(copy) in _COPY_TYPES:
             # A signature the policy has decided before: its decision, replayed (_fast).
             result = _fast.to_numpy(tensor, dtype, copy, order)
@@ -322,5 +330,6 @@ def to_numpy(
     if source.on_cpu:
         engine.copy(out, numpy_view_of_tensor(source.plain), source.negate, may_overlap=may_overlap)
     else:
+        check_storage(source.plain)  # a device read of freed memory faults, or reads garbage
         engine.download(out, source.plain, source.negate)
     return out
