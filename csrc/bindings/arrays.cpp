@@ -53,11 +53,12 @@ void check_pair(const py::array& dst, const py::array& src) {
 }
 
 core::Plan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-                       int src_dtype, bool src_swapped, int negate, int threads) {
+                       int src_dtype, bool src_swapped, int negate, int threads,
+                       int64_t job_bytes) {
   check_pair(dst, src);
   return core::plan_copy(shape_of(dst), make_operand(dst, dst_dtype, dst_swapped),
                          make_operand(src, src_dtype, src_swapped), to_negate(negate),
-                         threads > 0 ? threads : torch_threads());
+                         threads > 0 ? threads : torch_threads(), job_bytes);
 }
 
 namespace {

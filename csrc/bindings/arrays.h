@@ -41,7 +41,8 @@ int torch_threads();
 void check_pair(const py::array& dst, const py::array& src);
 
 core::Plan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src,
-                       int src_dtype, bool src_swapped, int negate, int threads);
+                       int src_dtype, bool src_swapped, int negate, int threads,
+                       int64_t job_bytes = 0);
 
 // Runs the plan (or a slice of it), releasing the GIL when the copy moves kReleaseGilBytes.
 int run(const core::Plan& plan, const char* src, char* dst, const core::Slice* slice);

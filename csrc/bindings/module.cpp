@@ -160,6 +160,52 @@ PYBIND11_MODULE(_C, m) {
       "to torch.get_num_threads() threads.");
 
   m.def(
+      "copy_many",
+      [](const py::list& copies) {
+        // (dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped, negate) each; the list
+        // keeps the arrays alive while the GIL is released.
+        std::vector<py::tuple> items;
+        items.reserve(copies.size());
+        int64_t job_bytes = 0;  // what the whole batch writes: it decides streaming stores
+        for (const py::handle item : copies) {
+          if (!py::isinstance<py::tuple>(item) || py::len(item) != 7) {
+            throw std::invalid_argument("torchnp._C.copy_many: 7-tuples");
+          }
+          const auto c = py::reinterpret_borrow<py::tuple>(item);
+          if (!py::isinstance<py::array>(c[0]) || !py::isinstance<py::array>(c[3])) {
+            throw std::invalid_argument("torchnp._C.copy_many: dst and src must be ndarrays");
+          }
+          job_bytes += py::reinterpret_borrow<py::array>(c[0]).nbytes();
+          items.push_back(c);
+        }
+        // Reserved up front: the tasks point into `plans`.
+        std::vector<core::Plan> plans;
+        plans.reserve(items.size());
+        std::vector<core::Task> tasks;
+        tasks.reserve(items.size());
+        int64_t traffic = 0;
+        for (const py::tuple& c : items) {
+          const auto dst = py::reinterpret_borrow<py::array>(c[0]);
+          const auto src = py::reinterpret_borrow<py::array>(c[3]);
+          plans.push_back(plan_arrays(dst, c[1].cast<int>(), c[2].cast<bool>(), src,
+                                      c[4].cast<int>(), c[5].cast<bool>(), c[6].cast<int>(), 1,
+                                      job_bytes));
+          const core::Plan& p = plans.back();
+          traffic += p.numel * (core::itemsize(p.src_dtype) + core::itemsize(p.dst_dtype));
+          tasks.push_back({&p, static_cast<const char*>(src.data()),
+                           static_cast<char*>(const_cast<void*>(dst.data()))});
+        }
+        const int threads = torch_threads();
+        if (traffic < kReleaseGilBytes) return core::execute_batch(tasks, threads);
+        py::gil_scoped_release no_gil;
+        return core::execute_batch(tasks, threads);
+      },
+      py::arg("copies"),
+      "Run several copies as one job, sharing one hand-off to the core's threads: each item "
+      "(dst, dst_dtype, dst_swapped, src, src_dtype, src_swapped, negate) as copy() takes it. "
+      "Returns the number of threads that took part.");
+
+  m.def(
       "plan",
       [](const py::array& dst, int dst_dtype, bool dst_swapped, const py::array& src, int src_dtype,
          bool src_swapped, int negate, int threads) {

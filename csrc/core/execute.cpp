@@ -8,6 +8,7 @@
 #include <array>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "core/torchnp_core.h"
@@ -364,6 +365,66 @@ int execute(const Plan& p, const char* src, char* dst, Slice slice) {
     pos += count * inner[q];
   }
   return threads;
+}
+
+namespace {
+
+// A batch smaller than this runs on the calling thread (a hand-off costs more than it saves).
+constexpr int64_t kBatchInlineBytes = 1024 * 1024;
+// Chunks of a batch: enough bytes that the slices' set-up is noise, small enough to balance.
+constexpr int64_t kBatchChunkBytes = 512 * 1024;
+
+int64_t traffic_per_element(const Plan& p) {
+  return itemsize(p.src_dtype) + itemsize(p.dst_dtype);
+}
+
+bool splittable(const Plan& p) {
+  for (int k = 0; k < p.ndim; ++k) {
+    if (p.dst_strides[k] == 0) return false;  // the last write must win: one thread, in order
+  }
+  return true;
+}
+
+}  // namespace
+
+int execute_batch(std::span<const Task> tasks, int threads) {
+  // Whole copies first (checked like execute()); the others are weighed: task i holds the
+  // bytes [start[i], start[i + 1]) of the batch, element k of it at start[i] + k * per[i].
+  std::vector<const Task*> split;
+  std::vector<int64_t> start{0};
+  int ran = 0;
+  for (const Task& t : tasks) {
+    if (t.plan->method == Method::kEmpty) continue;
+    check_alignment(*t.plan, t.src, t.dst);
+    if (!splittable(*t.plan)) {
+      ran = std::max(ran, execute(*t.plan, t.src, t.dst));
+      continue;
+    }
+    split.push_back(&t);
+    start.push_back(start.back() + t.plan->numel * traffic_per_element(*t.plan));
+  }
+  const int64_t total = start.back();
+  if (total == 0) return ran;
+  // Elements of task i whose weighed position lies before byte `b` of the batch.
+  auto elements_before = [&](size_t i, int64_t b) {
+    const int64_t per = traffic_per_element(*split[i]->plan);
+    const int64_t into = std::clamp<int64_t>(b - start[i], 0, start[i + 1] - start[i]);
+    return (into + per - 1) / per;
+  };
+  auto body = [&](int64_t begin, int64_t end) {
+    // The first task that ends after `begin`, then each task that starts before `end`.
+    size_t i = static_cast<size_t>(std::upper_bound(start.begin(), start.end(), begin) -
+                                   start.begin()) - 1;
+    for (; i < split.size() && start[i] < end; ++i) {
+      const Slice s{Order::kDestination, elements_before(i, begin), elements_before(i, end)};
+      if (s.begin < s.end) execute(*split[i]->plan, split[i]->src, split[i]->dst, s);
+    }
+  };
+  if (threads <= 1 || total < kBatchInlineBytes) {
+    body(0, total);
+    return std::max(ran, 1);
+  }
+  return std::max(ran, parallel_for(total, kBatchChunkBytes, threads, body));
 }
 
 }  // namespace torchnp::core

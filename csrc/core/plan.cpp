@@ -135,7 +135,7 @@ void choose_flat(Plan& p, const KernelSet& ks) {
   p.method = Method::kFlat;
   p.inner = make_inner(p, ks);
   const int64_t ed = itemsize(p.dst_dtype);
-  if (single_stage(p.inner) && p.numel * ed >= kStreamingBytes && p.dst_align % ed == 0) {
+  if (single_stage(p.inner) && std::max(p.numel * ed, p.job_bytes) >= kStreamingBytes && p.dst_align % ed == 0) {
     if (StridedLoop nt = streaming_version(p, ks); nt != nullptr) {
       p.streaming = true;
       if (p.inner.memcpy) {
@@ -178,7 +178,7 @@ void choose_transpose(Plan& p, const KernelSet& ks) {
     p.method = Method::kTranspose;
     p.tile = ks.transpose[s][d];
     TransposeLoop nt = ks.transpose_streaming[s][d];
-    if (nt != nullptr && p.numel * ed >= kStreamingBytes && p.dst_strides[nd - 2] % kCacheLine == 0 &&
+    if (nt != nullptr && std::max(p.numel * ed, p.job_bytes) >= kStreamingBytes && p.dst_strides[nd - 2] % kCacheLine == 0 &&
         p.dst_align % ed == 0) {
       p.streaming = true;
       p.tile = nt;
@@ -230,7 +230,7 @@ const char* negate_suffix(const Plan& p) {
 }  // namespace
 
 Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
-               Negate negate, int threads) {
+               Negate negate, int threads, int64_t job_bytes) {
   if (!is_valid(dst.dtype) || !is_valid(src.dtype)) {
     throw std::invalid_argument("torchnp: unknown dtype code");
   }
@@ -242,6 +242,7 @@ Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand
     throw std::invalid_argument("torchnp: a bool has no negation");
   }
   Plan p;
+  p.job_bytes = std::max<int64_t>(job_bytes, 0);
   p.src_dtype = src.dtype;
   p.dst_dtype = dst.dtype;
   p.negate = effective_negate(src.dtype, negate);

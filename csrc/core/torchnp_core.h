@@ -143,13 +143,18 @@ struct Plan {
   int64_t tile_i = 0, tile_j = 0;  // transposes: macro tile
   int64_t grain = 1;
   int threads = 1;
+  // The destination bytes of the whole job this copy is part of (execute_batch), as planned:
+  // streaming stores are chosen by it as well as by the copy's own size.
+  int64_t job_bytes = 0;
 };
 
 // Throws std::invalid_argument for a description that cannot be planned (dimension count
 // mismatch, negative size, unknown element type, a sign flip on bool). Touches no data.
 // `threads` is what the caller may use (torch.get_num_threads() of the calling thread).
+// `job_bytes`: the destination bytes of the whole job the copy is part of (a batch of copies
+// that together leave the cache behind), 0 for a copy on its own.
 Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
-               Negate negate = Negate::kNone, int threads = 1);
+               Negate negate = Negate::kNone, int threads = 1, int64_t job_bytes = 0);
 
 // The plan's kernel name, derived from what it holds, NumPy-like:
 //   <method>[_nt]_<src>_to_<dst>/<cpu variant>, e.g. "contig_nt_f64_to_f32/avx2";
@@ -174,6 +179,20 @@ struct Slice {
 // std::invalid_argument only for a misaligned operand or a slice outside [0, numel].
 int execute(const Plan& plan, const char* src, char* dst);
 int execute(const Plan& plan, const char* src, char* dst, Slice slice);
+
+// Several copies as one job (a tree of tensors, a stack of arrays): their elements, numbered copy
+// after copy (each in its destination's memory order) and weighed by the bytes they move, are
+// cut into chunks that the pool hands to up to `threads` threads, the calling thread included:
+// one hand-off for all of them, however many there are. Plan each copy with threads = 1 (its
+// own split is not used); a copy whose destination writes an element several times (a 0
+// stride) runs whole, on the calling thread, first. Returns the number of threads that took
+// part. The same checks as execute().
+struct Task {
+  const Plan* plan;
+  const char* src;
+  char* dst;
+};
+int execute_batch(std::span<const Task> tasks, int threads);
 
 // ---- threads -------------------------------------------------------------------------------
 

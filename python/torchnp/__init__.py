@@ -12,6 +12,18 @@ import torch  # noqa: F401  (loads libtorch before the compiled engine needs it)
 from torchnp._from_numpy import from_numpy
 from torchnp._info import Info, info
 from torchnp._pool import empty_cache
+from torchnp._stack import collate, stack_from_numpy
 from torchnp._to_numpy import to_numpy
+from torchnp._tree import tree_from_numpy, tree_to_numpy
 
-__all__ = ["Info", "empty_cache", "from_numpy", "info", "to_numpy"]
+__all__ = [
+    "Info",
+    "collate",
+    "empty_cache",
+    "from_numpy",
+    "info",
+    "stack_from_numpy",
+    "to_numpy",
+    "tree_from_numpy",
+    "tree_to_numpy",
+]

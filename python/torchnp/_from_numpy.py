@@ -132,6 +132,21 @@ def from_numpy(
             result = _fast.from_numpy(array, dtype, copy)
             if result is not None:
                 return result
+    return convert(array, dtype, device, copy, pin_memory, share_readonly, None)
+
+
+def convert(
+    array: Any,
+    dtype: DTypeLike | None,
+    device: str | torch.device | None,
+    copy: bool | None,
+    pin_memory: bool,
+    share_readonly: bool,
+    deferred: list | None,
+) -> torch.Tensor:
+    """from_numpy's policy (after its fast path). With `deferred` (a list), a host copy is not
+    run but appended to it as ``(dst, src, 0)``, for the caller to run with the others in one
+    job (Engine.copy_many); the result is then written only once that has run."""
     signature = (dtype, copy)  # as passed: the fast path's memo key
     copy = _policy.check_copy(copy)
     a = _as_array(array)
@@ -199,5 +214,8 @@ def from_numpy(
         # shares the array (like torch.from_numpy's do), so its storage cannot be resized.
         dst = empty_in_order(a.shape, a.strides, target_np, "K")
         result = tensor_of_numpy_view(dst, target)
-    engine.copy(dst, a)
+    if deferred is not None and dst.size:
+        deferred.append((dst, a, 0))
+    else:
+        engine.copy(dst, a)
     return result

@@ -264,6 +264,20 @@ def to_numpy(
             result = _fast.to_numpy(tensor, dtype, copy, order)
             if result is not None:
                 return result
+    return convert(tensor, dtype, copy, order, out, None)
+
+
+def convert(
+    tensor: torch.Tensor,
+    dtype: DTypeLike | None,
+    copy: bool | None,
+    order: str,
+    out: np.ndarray | None,
+    deferred: list | None,
+) -> np.ndarray:
+    """to_numpy's policy (after its fast path). With `deferred` (a list), a host copy is not run
+    but appended to it as ``(dst, src, negate)``, for the caller to run with the others in one
+    job (Engine.copy_many); the result is then written only once that has run."""
     t = _readable(tensor)
     signature = (dtype, copy, order)  # as passed: the fast path's memo key
     order = _policy.check_order(order)
@@ -328,7 +342,15 @@ def to_numpy(
     else:
         may_overlap = True
     if source.on_cpu:
-        engine.copy(out, numpy_view_of_tensor(source.plain), source.negate, may_overlap=may_overlap)
+        view = numpy_view_of_tensor(source.plain)
+        if deferred is None:
+            engine.copy(out, view, source.negate, may_overlap=may_overlap)
+        else:
+            if may_overlap and np.may_share_memory(out, view):
+                staged = np.empty_like(view, order="K")  # read now, written with the others
+                engine.copy(staged, view)
+                view = staged
+            deferred.append((out, view, source.negate))
     else:
         check_storage(source.plain)  # a device read of freed memory faults, or reads garbage
         engine.download(out, source.plain, source.negate)

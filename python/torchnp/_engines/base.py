@@ -71,6 +71,13 @@ class Engine:
             src = staged
         self._host_copy(dst, src, negate)
 
+    def copy_many(self, copies: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+        """Run several host copies, each ``(dst, src, negate)`` as :meth:`copy` takes it (no
+        destination may overlap any source), as one job: the native engine hands them all to
+        its threads at once (a tree of tensors, a stack of arrays)."""
+        for dst, src, negate in copies:
+            self.copy(dst, src, negate)
+
     def to_numpy_replay(self, target, d_code, d_swap, s_code, stored, layout, share, carrier):
         """A replay of a memoised to_numpy decision (_fast), moving its bytes with this engine."""
         from torchnp import _fast

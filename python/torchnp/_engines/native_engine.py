@@ -35,6 +35,17 @@ class NativeEngine(Engine):
             plan.execute(dst, src)
             self._recorded.append(plan)
 
+    def copy_many(self, copies: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+        if self._recorded is not None:  # one plan object per copy, kept
+            super().copy_many(copies)
+            return
+        items = []
+        for dst, src, negate in copies:
+            if dst.size:
+                items.append((dst, *core_code(dst.dtype), src, *core_code(src.dtype), negate))
+        if items:
+            self._C.copy_many(items)
+
     def plan(self, dst: np.ndarray, src: np.ndarray, negate: int = 0, threads: int = 0) -> Any:
         """The core's plan for copying src into dst (a ``torchnp._C.Plan``), without running it.
 

@@ -6,6 +6,7 @@ from torchnp.bench.cases import P_CASES, Case
 from torchnp.bench.first_call import F_CASES, FirstCallCase
 from torchnp.bench.loaded_cases import L_CASES
 from torchnp.bench.small_cases import S_CASES, Z_CASES
+from torchnp.bench.tree_cases import T_CASES
 
 AnyCase = Case | FirstCallCase
 
@@ -16,6 +17,7 @@ REGIMES: dict[str, tuple[str, tuple[AnyCase, ...]]] = {
     "Z": ("zero-copy calls", Z_CASES),
     "L": ("one core busy with another process", L_CASES),
     "F": ("first call in a fresh process", F_CASES),
+    "T": ("many tensors at once: trees, stacks, collate", T_CASES),
 }
 CASES: tuple[AnyCase, ...] = tuple(c for _, cases in REGIMES.values() for c in cases)
 

@@ -140,6 +140,15 @@ FIRST_CALL: list[Column] = [
     ("page faults (torchnp / built-in)", True, _faults),
     TARGET,
 ]
+MANY: list[Column] = [
+    CASE,
+    MOVED,
+    ("torchnp", True, lambda c: format_seconds(c["torchnp_s"])),
+    BUILTIN,
+    ITS_TIME,
+    SPEEDUP,
+    TARGET,
+]
 
 
 def _table(cases: list[dict], columns: list[Column]) -> list[str]:
@@ -163,6 +172,7 @@ REGIME_TITLES = {
     "Z": "Z · zero-copy calls (per call)",
     "L": "L · one core busy with another process",
     "F": "F · first call in a fresh process",
+    "T": "T · many tensors at once (per call)",
 }
 _TABLES: dict[str, Callable[[list[dict]], list[str]]] = {
     "P": _steady_table,
@@ -170,6 +180,7 @@ _TABLES: dict[str, Callable[[list[dict]], list[str]]] = {
     "Z": lambda cases: _table(cases, SMALL),
     "L": lambda cases: _table(cases, LOADED),
     "F": lambda cases: _table(cases, FIRST_CALL),
+    "T": lambda cases: _table(cases, MANY),
 }
 
 

@@ -9,10 +9,12 @@ import platform
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.utils._pytree as pytree
 
 import torchnp
 from torchnp import _engines
@@ -29,6 +31,7 @@ from torchnp.bench.timing import (
     thread_count,
     time_interleaved,
 )
+from torchnp.bench.tree_cases import T_TARGETS
 
 # Two arrays of this size are copied for the limit: far past any last-level cache, and past
 # glibc 2.36's switch (at 16× its non-temporal threshold, ~192 MiB on the 2-core development
@@ -59,6 +62,13 @@ def _as_array(result: object) -> np.ndarray:
 
 
 def _agrees(reference: object, other: object) -> bool:
+    """The same values: arrays and tensors by dtype, shape and elements; trees (a dict of arrays,
+    a collated batch) leaf by leaf, whatever their container types."""
+    mine, theirs = pytree.tree_leaves(reference), pytree.tree_leaves(other)
+    if len(mine) != 1 or len(theirs) != 1 or mine[0] is not reference:
+        return len(mine) == len(theirs) and all(map(_agrees, mine, theirs))
+    if not isinstance(reference, (np.ndarray, torch.Tensor)):
+        return bool(reference == other)
     a, b = _as_array(reference), _as_array(other)
     return a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
 
@@ -73,6 +83,16 @@ def _best(
     return label, seconds[label]
 
 
+def _kernels(names: list[str]) -> str | None:
+    """The plans' kernel names joined (distinct ones with their counts, for a tree's many)."""
+    if len(names) <= 3:
+        return " + ".join(names) or None
+    counts = Counter(names)
+    return " + ".join(f"{n} x{k}" if k > 1 else n for n, k in counts.most_common(3)) + (
+        f" + {len(counts) - 3} more" if len(counts) > 3 else ""
+    )
+
+
 def _warm_up(ways: Sequence[Way]) -> tuple[float, str | None, list[str]]:
     """Call each way once: torchnp's first call time, the kernels of the plans that call ran
     (None for a zero-copy call, or an engine without plans), and the ways that disagree."""
@@ -82,7 +102,7 @@ def _warm_up(ways: Sequence[Way]) -> tuple[float, str | None, list[str]]:
         start = time.perf_counter()
         reference = ways[0].fn()
         first_s = time.perf_counter() - start
-    kernel = " + ".join(p.name for p in plans) or None
+    kernel = _kernels([p.name for p in plans])
     disagree = []
     for w in ways[1:]:
         with thread_count(w.threads):
@@ -167,6 +187,9 @@ def meets_target(record: dict) -> tuple[str | None, bool | None]:
         return f"<= {Z_TARGET:.2f}{TIMES} its time", record["torchnp_s"] <= Z_TARGET * record[
             "baseline_s"
         ]
+    if regime == "T":
+        need = T_TARGETS[record["name"].split("_", 1)[0].rstrip("w")]
+        return f">= {need:.2f}{TIMES}", speedup >= need
     if regime == "L":
         ok = speedup >= 1.0 and (record["vs_one_thread"] is None or record["vs_one_thread"] >= 1.0)
         return f">= 1.00{TIMES}, and >= 1 thread", ok

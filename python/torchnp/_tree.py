@@ -1,0 +1,202 @@
+"""Many tensors at once: tree_to_numpy / tree_from_numpy over nested containers.
+
+The containers are walked by torch's own pytree library (``torch.utils._pytree``: dict, list,
+tuple, namedtuple, OrderedDict, defaultdict, deque and whatever a program registers), so the
+result has exactly the structure of the input. Each leaf takes the same policy as a single call;
+what a tree call adds is that the host copies of all large leaves run as one job
+(``Engine.copy_many``: one hand-off to the core's threads for all of them), while small leaves
+take the fast path's memoised decisions (one pass through the policy per signature, no thread
+start-up). Nothing is written into a caller's ``out`` before every leaf has been decided.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils._pytree as pytree
+
+from torchnp import _engines, _from_numpy, _to_numpy
+from torchnp._dtypes import DTypeLike
+
+# Leaves below this many bytes take the single-call fast path (a memoised decision, copied on
+# the calling thread); larger ones go through the policy, their copies batched into one job.
+# A 256 KiB copy takes ~20 us here, the policy ~6 us.
+BATCH_BYTES = 256 * 1024
+
+
+def _leaf_path(tree: Any, index: int) -> str:
+    """The key path of leaf `index` (for error messages only: flattening with paths is slower)."""
+    path, _ = pytree.tree_flatten_with_path(tree)[0][index]
+    return pytree.keystr(path) or "(the root)"
+
+
+def _check_same_paths(tree: Any, out: Any) -> None:
+    """ValueError unless `out` has the leaves of `tree` at the same key paths (containers may
+    differ in type: a dict for an OrderedDict, a list for a tuple)."""
+    paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(tree)[0]]
+    out_paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(out)[0]]
+    if paths == out_paths:
+        return
+    missing = [p for p in paths if p not in set(out_paths)]
+    extra = [p for p in out_paths if p not in set(paths)]
+    raise ValueError(
+        "out must have the structure of the tree (a leaf at every key path the tree has); "
+        f"missing in out: {missing[:5] or 'none'}, not in the tree: {extra[:5] or 'none'}"
+        + ("" if missing or extra else " (the same paths in another order)")
+    )
+
+
+def _reraise_for_leaf(exc: Exception, tree: Any, index: int, what: str) -> None:
+    """Re-raise a leaf's error, of the same type, naming the leaf."""
+    if isinstance(exc, (TypeError, ValueError, RuntimeError)):
+        try:
+            named = type(exc)(f"{what} leaf {_leaf_path(tree, index)}: {exc}")
+        except Exception:
+            raise exc from None
+        raise named from exc
+    raise exc
+
+
+def tree_to_numpy(
+    tree: Any,
+    dtype: DTypeLike | None = None,
+    *,
+    copy: bool | None = None,
+    order: str = "K",
+    out: Any = None,
+) -> Any:
+    """Convert every tensor in a nested container to a NumPy array, in one call.
+
+    Dicts (a ``state_dict`` in particular), lists, tuples, namedtuples and OrderedDicts come back
+    with the same structure; each tensor leaf becomes what ``to_numpy(leaf, dtype, copy=copy,
+    order=order)`` gives; any other leaf (numbers, strings, arrays, None) is passed through
+    unchanged. The copies of large leaves run together on the core's threads.
+
+    Parameters
+    ----------
+    tree : pytree
+        Nested containers of tensors and other objects.
+    dtype : data-type or torch.dtype, optional
+        Element type of every converted leaf (as in ``to_numpy``).
+    copy : bool, optional
+        As in ``to_numpy``, for every leaf: None shares where possible, True always copies,
+        False never copies (ValueError naming the leaf that would need one).
+    order : {'K', 'A', 'C', 'F'}, optional
+        Memory layout of copies, as in ``to_numpy``.
+    out : pytree, optional
+        A tree of the same structure whose leaves at tensor positions are writable arrays of
+        those tensors' shapes (e.g. the result of an earlier call); the results are written
+        there. Leaves at other positions are ignored. Its arrays must not share memory with
+        the tensors of other leaves.
+
+    Returns
+    -------
+    pytree
+        The same structure, tensors replaced by arrays (``out`` itself when given).
+
+    Examples
+    --------
+    >>> import torch, torchnp
+    >>> sd = torch.nn.Linear(2, 1).state_dict()
+    >>> arrays = torchnp.tree_to_numpy(sd, copy=True)
+    >>> sorted(arrays), arrays["weight"].shape
+    (['bias', 'weight'], (1, 2))
+    """
+    leaves, spec = pytree.tree_flatten(tree)
+    outs = None
+    if out is not None:
+        outs, out_spec = pytree.tree_flatten(out)
+        if out_spec != spec:
+            _check_same_paths(tree, out)
+    deferred: list = []
+    results = []
+    tensor_type = torch.Tensor
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, tensor_type):
+            results.append(leaf)
+            continue
+        target = None if outs is None else outs[i]
+        try:
+            if target is None and type(leaf) is tensor_type and leaf.nbytes < BATCH_BYTES:
+                results.append(_to_numpy.to_numpy(leaf, dtype, copy=copy, order=order))
+            else:
+                results.append(_to_numpy.convert(leaf, dtype, copy, order, target, deferred))
+        except Exception as exc:
+            _reraise_for_leaf(exc, tree, i, "tree_to_numpy:")
+    if deferred:
+        _engines.active().copy_many(deferred)
+    if out is not None:
+        return out
+    return pytree.tree_unflatten(results, spec)
+
+
+def tree_from_numpy(
+    tree: Any,
+    dtype: DTypeLike | None = None,
+    *,
+    device: str | torch.device | None = None,
+    copy: bool | None = None,
+    pin_memory: bool = False,
+    share_readonly: bool = False,
+) -> Any:
+    """Convert every ndarray in a nested container to a tensor, in one call.
+
+    The same structure comes back; each ``numpy.ndarray`` leaf (memmaps and other subclasses
+    too) becomes what ``from_numpy(leaf, dtype, device=device, copy=copy, ...)`` gives; any other
+    leaf (numbers, NumPy scalars, strings, tensors, None) is passed through unchanged. Unlike
+    ``from_numpy``, lists are containers here, never array data. The copies of large leaves run
+    together on the core's threads.
+
+    Parameters
+    ----------
+    tree : pytree
+        Nested containers of arrays and other objects.
+    dtype : data-type or torch.dtype, optional
+        Element type of every converted leaf.
+    device : str or torch.device, optional
+        Device of every converted leaf (default: CPU).
+    copy : bool, optional
+        As in ``from_numpy``, for every leaf.
+    pin_memory : bool, optional
+        Page-locked CPU results (needs CUDA).
+    share_readonly : bool, optional
+        Share read-only arrays instead of copying them (see ``from_numpy``).
+
+    Returns
+    -------
+    pytree
+        The same structure, arrays replaced by tensors.
+
+    Examples
+    --------
+    >>> import numpy as np, torchnp
+    >>> batch = {"image": np.zeros((2, 3), np.uint8), "label": 7, "names": ["a", "b"]}
+    >>> out = torchnp.tree_from_numpy(batch)
+    >>> out["image"].dtype, out["label"], out["names"]
+    (torch.uint8, 7, ['a', 'b'])
+    """
+    leaves, spec = pytree.tree_flatten(tree)
+    deferred: list = []
+    results = []
+    simple = device is None and not (pin_memory or share_readonly)
+    array_type = np.ndarray
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, array_type):
+            results.append(leaf)
+            continue
+        try:
+            if simple and type(leaf) is array_type and leaf.nbytes < BATCH_BYTES:
+                results.append(_from_numpy.from_numpy(leaf, dtype, copy=copy))
+            else:
+                results.append(
+                    _from_numpy.convert(
+                        leaf, dtype, device, copy, pin_memory, share_readonly, deferred
+                    )
+                )
+        except Exception as exc:
+            _reraise_for_leaf(exc, tree, i, "tree_from_numpy:")
+    if deferred:
+        _engines.active().copy_many(deferred)
+    return pytree.tree_unflatten(results, spec)
