@@ -30,4 +30,4 @@ PYEOF
 stage "pytest, both engines" "$PY" -m pytest -q -p no:cacheprovider -m "not slow" tests "$@"
 stage "pytest, portable kernels (TORCHNP_CPU=baseline)" env TORCHNP_CPU=baseline \
   "$PY" -m pytest -q -p no:cacheprovider -k native tests/test_core_copy.py \
-  tests/test_differential.py tests/test_plans.py "$@"
+  tests/test_differential.py tests/test_plans.py tests/test_guard_pages.py "$@"

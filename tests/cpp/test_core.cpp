@@ -891,6 +891,69 @@ void check_plan_reuse() {
 
 // Slices at random split points, in both orders and any sequence, give the whole copy's bytes,
 // for every method (flat, strided, transposes, buffered stages) and source strides of any sign.
+// execute_batch: many plans as one job give what each gives alone, on any thread count: flat
+// casts of many sizes (one or several chunks each, chunks spanning several copies), a
+// transpose, a broadcast destination (run whole: the last write wins) and an empty copy.
+void check_batch() {
+  std::mt19937_64 rng(7);
+  struct Copy {
+    std::vector<double> src;
+    std::vector<float> dst, want;
+    int64_t rows, cols;
+    bool transposed;
+  };
+  std::vector<Copy> copies;
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{4097}, int64_t{70000},
+                    int64_t{1} << 20, int64_t{5}, int64_t{300000}}) {
+    copies.push_back({std::vector<double>(n), std::vector<float>(n, -1.0f), {}, 1, n, false});
+  }
+  copies.push_back({std::vector<double>(300 * 500), std::vector<float>(300 * 500, -1.0f), {}, 300,
+                    500, true});
+  std::vector<Plan> plans;
+  plans.reserve(copies.size() + 1);
+  std::vector<Task> tasks;
+  for (Copy& c : copies) {
+    for (double& v : c.src) v = static_cast<double>(rng() % 100000) / 7.0;
+    c.want.resize(c.dst.size());
+    const int64_t shape[2] = {c.rows, c.cols};
+    // The transposed copy reads its source column by column.
+    const std::vector<int64_t> src_strides =
+        c.transposed ? std::vector<int64_t>{8, 8 * c.rows} : std::vector<int64_t>{8 * c.cols, 8};
+    for (int64_t i = 0; i < c.rows; ++i) {
+      for (int64_t j = 0; j < c.cols; ++j) {
+        const int64_t at = c.transposed ? i + j * c.rows : i * c.cols + j;
+        c.want[i * c.cols + j] = static_cast<float>(c.src[at]);
+      }
+    }
+    const Side s{reinterpret_cast<char*>(c.src.data()), ScalarType::kFloat64, false, src_strides};
+    const Side d{reinterpret_cast<char*>(c.dst.data()), ScalarType::kFloat32, false,
+                 {4 * c.cols, 4}};
+    plans.push_back(plan_copy(shape, d.op(), s.op(), Negate::kNone, 1, int64_t{64} << 20));
+    tasks.push_back({&plans.back(), s.data, d.data});
+  }
+  std::vector<float> line(3 * 50000), one(3, 0.0f);
+  for (size_t i = 0; i < line.size(); ++i) line[i] = static_cast<float>(i);
+  {
+    const int64_t shape[2] = {3, 50000};
+    const Side s{reinterpret_cast<char*>(line.data()), ScalarType::kFloat32, false, {200000, 4}};
+    const Side d{reinterpret_cast<char*>(one.data()), ScalarType::kFloat32, false, {4, 0}};
+    plans.push_back(plan_copy(shape, d.op(), s.op(), Negate::kNone, 1));
+    tasks.push_back({&plans.back(), s.data, d.data});
+  }
+  for (int threads : {1, 2, 4}) {
+    for (Copy& c : copies) std::fill(c.dst.begin(), c.dst.end(), -1.0f);
+    std::fill(one.begin(), one.end(), 0.0f);
+    const int ran = execute_batch(tasks, threads);
+    bool same = true;
+    for (const Copy& c : copies) same = same && c.dst == c.want;
+    CHECK(same, "execute_batch on %d threads: a copy differs from its plan's", threads);
+    CHECK(one[0] == line[49999] && one[2] == line[3 * 50000 - 1],
+          "execute_batch: broadcast destination %g %g", one[0], one[2]);
+    CHECK(ran >= 1 && ran <= threads, "execute_batch: %d threads ran for %d", ran, threads);
+  }
+  CHECK(execute_batch({}, 2) == 0, "an empty batch ran");
+}
+
 void check_slices() {
   std::mt19937_64 rng(11);
   int checked = 0;
@@ -1137,6 +1200,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--pool-only") {  // the ThreadSanitizer build's run
     check_pool(/*with_fork=*/false);
     check_slices();
+    check_batch();
     std::printf(g_failures ? "FAILED: %d\n" : "ALL OK\n", g_failures);
     return g_failures ? 1 : 0;
   }
@@ -1144,6 +1208,7 @@ int main(int argc, char** argv) {
   check_plan_is_what_runs();
   check_plan_reuse();
   check_slices();
+  check_batch();
   // TORCHNP_TEST_NO_FORK=1: under qemu-user (a cross-built aarch64 run), which cannot fork a
   // multi-threaded process.
   check_pool(/*with_fork=*/std::getenv("TORCHNP_TEST_NO_FORK") == nullptr);
