@@ -139,6 +139,39 @@ def test_missing_binary_falls_back_says_why_and_converts():
     assert reason.startswith("compiled module torchnp._C did not load")
 
 
+def test_binary_whose_import_raises_any_error_falls_back_and_says_why():
+    # A binary that fails in its own initialisation (not an ImportError): the import of torchnp
+    # still works, on the Python engine, and the reason names the error.
+    code = (
+        "import importlib.abc, sys\n"
+        "class Broken(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torchnp._C':\n"
+        "            raise RuntimeError('initialisation exploded')\n"
+        "sys.meta_path.insert(0, Broken())\n"
+        + CONVERSIONS
+        + "print(torchnp.info().fallback_reason)\n"
+    )
+    proc = _run(code, TORCHNP_ENGINE="")
+    assert proc.returncode == 0, proc.stderr
+    engine, reason = proc.stdout.strip().splitlines()
+    assert engine == "python"
+    assert "RuntimeError: initialisation exploded" in reason
+
+
+@pytest.mark.parametrize("value", ["garbage", "AVX2", "avx512"])
+def test_unusable_cpu_variant_is_an_import_error_naming_the_choices(value):
+    proc = _run("import torchnp", TORCHNP_CPU=value, TORCHNP_ENGINE="")
+    assert proc.returncode != 0
+    assert f"TORCHNP_CPU={value!r}" in proc.stderr and "compiled here: baseline" in proc.stderr
+
+
+def test_valid_cpu_variant_is_applied():
+    proc = _run("import torchnp; print(torchnp.info().cpu_variant)", TORCHNP_CPU="baseline")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "baseline"
+
+
 def test_info_record_and_cli():
     i = torchnp.info()
     assert isinstance(i, torchnp.Info)

@@ -92,8 +92,8 @@ def load_native() -> tuple[NativeEngine | None, str | None]:
             return None, reason
     try:
         _C = importlib.import_module("torchnp._C")
-    except ImportError as exc:
-        return None, f"compiled module torchnp._C did not load: {exc}"
+    except Exception as exc:
+        return None, f"compiled module torchnp._C did not load: {type(exc).__name__}: {exc}"
     reason = incompatibility(_C.build_info(), torch.__version__, torch.version.cuda)
     if reason:
         return None, reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,24 @@ import numpy as np
 
 from torchnp._dtypes import core_code
 from torchnp._engines.base import Engine
+
+CPU_ENV = "TORCHNP_CPU"
+
+
+def _apply_cpu_env(module: Any) -> None:
+    """Apply TORCHNP_CPU (a compiled kernel set, or empty for the best this CPU supports); a
+    value that names none this binary can run is an ImportError saying which would do."""
+    wanted = os.environ.get(CPU_ENV, "").strip()
+    if not wanted:
+        return
+    try:
+        module.set_cpu_variant(wanted)
+    except ValueError as exc:
+        choices = ", ".join(module.cpu_variants())
+        raise ImportError(
+            f"{CPU_ENV}={wanted!r}: {str(exc).removeprefix('torchnp: ')}; compiled here: "
+            f"{choices} (unset it for the best one this CPU supports)"
+        ) from None
 
 
 class NativeEngine(Engine):
@@ -20,6 +39,7 @@ class NativeEngine(Engine):
     def __init__(self, module: Any) -> None:
         self._C = module
         self._recorded: list | None = None
+        _apply_cpu_env(module)  # before the first copy reads it
         # The binding's first call with arrays sets up NumPy's C API and the kernel set (~0.25
         # ms on the 2-core dev VM): paid here, at import, not by the user's first conversion.
         one = np.zeros(1, np.float32)
