@@ -1,9 +1,10 @@
-# The two commands of the README (demo, test), the longer local budgets (deep) and the wheel +
+# The two commands of the README (demo, test), the suite under ASan + UBSan (sanitize), the
+# longer local budgets (deep) and the wheel +
 # sdist (wheel, into dist/). Each sets up .venv (idempotent) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo bench test deep wheel
+.PHONY: setup demo bench test sanitize deep wheel
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +19,9 @@ bench: setup
 
 test: setup
 	bash scripts/test.sh
+
+sanitize: setup
+	bash scripts/sanitize.sh
 
 deep: setup
 	bash scripts/deep.sh

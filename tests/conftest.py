@@ -19,6 +19,15 @@ ENGINES = ("native", "python")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "single_engine: run once, not once per engine")
+    # scripts/sanitize.sh: the sanitised build must be what runs, on the native engine.
+    expected = os.environ.get("TORCHNP_EXPECT_MODULE")
+    if expected and not (
+        os.path.dirname(torchnp.__file__) == expected and torchnp.info().engine == "native"
+    ):
+        raise pytest.UsageError(
+            f"expected torchnp from {expected} on the native engine, got {torchnp.__file__} "
+            f"({torchnp.info().engine}: {torchnp.info().fallback_reason})"
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -20,6 +20,7 @@ import torch
 
 from torchnp import bench
 from torchnp.bench.regimes import CASES, REGIMES
+from torchnp.bench.tree_cases import T_TARGETS
 
 pytestmark = pytest.mark.single_engine
 
@@ -59,6 +60,10 @@ NAMES = [
     "F4_f64_to_f32_64M",
     "F5_from_numpy_negstride_64M",
     "F6_from_numpy_bigendian_64M",
+    "T1_state_dict_cpu",
+    "T2_stack_images",
+    "T3_collate",
+    "T3w_collate_workers",
 ]
 CASE_FIELDS = {
     "name": str,
@@ -77,6 +82,8 @@ NO_NUMPY_WAY = {
     "S4_bf16_to_f32_16K",
     "Z1_to_numpy_view",
     "Z2_from_numpy_view",
+    "T3_collate",
+    "T3w_collate_workers",
 }
 
 
@@ -133,6 +140,9 @@ def test_json_schema(full_run: tuple[dict, str, Path]) -> None:
         assert (case["meets_target"] is None) == (case["regime"] == "P"), case
         if case["regime"] in "SF":
             assert case["meets_target"] == (case["speedup"] >= 1.0)
+        if case["regime"] == "T":
+            need = T_TARGETS[case["name"].split("_", 1)[0].rstrip("w")]
+            assert case["meets_target"] == (case["speedup"] >= need)
         if case["regime"] == "L":
             # torchnp on one thread is the second yardstick, timed in the same turns.
             assert case["torchnp_1_s"] > 0

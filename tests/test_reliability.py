@@ -266,3 +266,39 @@ def test_rss_stays_flat_over_many_conversions(engine):
     gc.collect()
     grown = _rss() - start
     assert grown < 0.01 * start, f"RSS grew {grown / 1e6:.1f} MB from {start / 1e6:.1f} MB"
+
+
+# ---- huge inputs --------------------------------------------------------------------------
+
+
+def test_huge_uint8_tensor_and_strided_views_both_directions(engine, big_memory):
+    # 2**31 + 4099 bytes: flat indices, offsets and strides beyond 32 bits, in both directions.
+    if engine != "native":
+        pytest.skip("the native engine's 64-bit index math (the Python engine is NumPy's)")
+    n = 2**31 + 4099
+    x = np.resize(np.arange(251, dtype=np.uint8), n)  # x[i] == i % 251
+    t = torch.from_numpy(x)
+    probe = np.array([0, 1, 2**31 - 1, 2**31, 2**31 + 1, n - 2, n - 1])
+
+    copied = torchnp.to_numpy(t, copy=True)
+    assert not np.shares_memory(copied, x)
+    np.testing.assert_array_equal(copied[probe], probe % 251)
+    del copied
+    view = t[5::3]  # an offset, a stride, elements beyond 2**31 bytes in
+    got = torchnp.to_numpy(view, dtype=np.int16)
+    idx = np.array([0, 1, len(got) // 2, len(got) - 1])
+    np.testing.assert_array_equal(got[idx], (5 + 3 * idx) % 251)
+    del got
+    cols = 2**16 + 3
+    rows = n // cols
+    square = t[: rows * cols].view(rows, cols)
+    transposed = torchnp.to_numpy(square.T, order="C")
+    for i, j in ((0, 0), (cols - 1, rows - 1), (cols // 2, rows - 1), (cols - 1, 0)):
+        assert transposed[i, j] == (j * cols + i) % 251, (i, j)
+    del transposed
+    back = torchnp.from_numpy(x[::-1])
+    assert back.is_contiguous() and back.numel() == n
+    for i in (0, 1, n // 2, n - 1):
+        assert int(back[i]) == (n - 1 - i) % 251, i
+    del back
+    gc.collect()

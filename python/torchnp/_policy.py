@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Sequence
 
@@ -72,17 +74,29 @@ def discards_imaginary(src: np.dtype, dst: np.dtype) -> bool:
     return discards
 
 
-def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype, stacklevel: int = 2) -> None:
-    """Emit NumPy's ComplexWarning where NumPy's astype would (complex -> non-bool real).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-    `stacklevel` is what the public function would pass to ``warnings.warn`` itself (2: the
-    user's line). Also emitted for complex32, where ml_dtypes' own cast stays silent.
-    """
+
+def _caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside torchnp (the user's line), as seen from a
+    function of this module calling ``warnings.warn``: right however many of torchnp's own
+    functions (to_numpy, its policy, a tree call) lie in between."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_if_discarding_imaginary(src: np.dtype, dst: np.dtype) -> None:
+    """Emit NumPy's ComplexWarning where NumPy's astype would (complex -> non-bool real),
+    pointing at the user's line (the first caller outside torchnp), as NumPy's points at the
+    line that called astype. Also emitted for complex32, where ml_dtypes' own cast stays
+    silent."""
     if discards_imaginary(src, dst):
         warnings.warn(
             "Casting complex values to real discards the imaginary part",
             np.exceptions.ComplexWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=_caller_stacklevel(),
         )
 
 
