@@ -1,6 +1,5 @@
 # The two commands of the README (demo, test), the suite under ASan + UBSan (sanitize), the
-# longer local budgets (deep) and the wheel +
-# sdist (wheel, into dist/). Each sets up .venv (idempotent) first.
+# longer local budgets (deep) and the wheel + sdist (wheel, into dist/). Each sets up .venv (idempotent) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
