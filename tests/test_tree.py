@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import weakref
 
 import ml_dtypes
 import numpy as np
@@ -160,6 +161,19 @@ def test_tree_from_numpy_is_from_numpy_of_every_array_leaf(engine, kwargs):
             assert torch.equal(got, want)
         else:
             assert got is leaf
+
+
+def test_tree_from_numpy_shared_leaves_keep_their_arrays_alive(engine):
+    a = np.arange(BIG, dtype=np.float32)
+    ref = weakref.ref(a)
+    result = torchnp.tree_from_numpy({"a": a, "b": [np.ones(2)]})
+    assert result["a"].data_ptr() == a.ctypes.data  # shared, not copied
+    del a
+    gc.collect()
+    assert ref() is not None  # the tensor holds the array
+    del result
+    gc.collect()
+    assert ref() is None
 
 
 def test_tree_from_numpy_lists_are_containers_not_data(engine):

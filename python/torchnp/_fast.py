@@ -80,6 +80,15 @@ def _lookup(memo: dict, keys: tuple) -> Any:
     return node
 
 
+def _known(memo: dict, key: tuple) -> bool:
+    """Whether a replay is already memoised for `key` (a policy call past the fast path, e.g. a
+    large result, must not rebuild the same replay every time)."""
+    try:
+        return _lookup(memo, key) is not None
+    except TypeError:  # an unhashable dtype-like: never memoised
+        return False
+
+
 recording = 0  # > 0 while NativeEngine.recording() runs: nothing is memoised
 
 
@@ -171,6 +180,8 @@ def remember_to_numpy(
     order as passed; the dtype as arg_key gives it): the result has dtype `target`; it is the
     tensor's own view when `share` and the layout fits `layout` (the checked order: K, A, C or
     F), else a fresh array in `layout` ('A' resolved by the layout, as the policy does)."""
+    if _known(_TO_NUMPY, key):
+        return  # decided before: the same replay
     carrier = carrier_torch(key[0])  # ml_dtypes types: torch's .numpy() takes this integer view
     d_code, d_swap = core_code(target)
     replay = engine.to_numpy_replay(
@@ -206,6 +217,8 @@ def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None
     """Record the policy's decision for an ``out=`` signature `key` (tensor dtype, dtype, copy,
     order as passed, then out.dtype): the tensor's values, cast to out.dtype, written into
     `out` (of the tensor's shape, writable, not sharing memory with it)."""
+    if _known(_TO_NUMPY_OUT, (*key[:-1], arg_key(key[-1]))):
+        return
     target = key[-1]
     carrier = carrier_torch(key[0])
     stored = element.numpy
@@ -270,6 +283,8 @@ def remember_from_numpy(
     """Record the policy's decision for a signature `key` (array_key: the array's element type,
     dtype and copy as passed): share when `share` and torch can hold the array as it is (else
     the policy decides), or copy the cast into a fresh array laid out like the source."""
+    if _known(_FROM_NUMPY, key):
+        return
     d_code, d_swap = core_code(target_np)
     replay = engine.from_numpy_replay(
         target_np, d_code, d_swap, own.code, swapped, share, target, carrier_numpy(target_np)
