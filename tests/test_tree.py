@@ -64,6 +64,30 @@ def test_tree_to_numpy_is_to_numpy_of_every_leaf_in_the_same_structure(engine, k
             assert got is leaf  # passed through unchanged
 
 
+@pytest.mark.parametrize("order", ["K", "A", "C", "F"])
+@pytest.mark.parametrize("kwargs", [{}, {"copy": True}, {"dtype": np.float16}, {"dtype": "f8"}])
+def test_many_large_leaves_of_one_type_are_each_their_single_call(engine, order, kwargs):
+    # After the first large leaf of a type the call reuses the policy's decision: every layout
+    # must still come out exactly as to_numpy's (values, dtype, strides, sharing).
+    g = torch.Generator().manual_seed(2)
+    base = torch.randn(2, 300, 400, generator=g)
+    leaves = [
+        base[0],
+        base[1].T,
+        base[:, ::2, 1:],
+        base.permute(2, 0, 1),
+        base[0, :, :300].T.contiguous().T,
+        torch.randn(BIG, generator=g),
+        torch.randn(BIG, generator=g).neg(),  # a bit: the policy's turn
+        base[1].T.requires_grad_(),  # grad: the policy's turn
+    ]
+    result = torchnp.tree_to_numpy(leaves, order=order, **kwargs)
+    for leaf, got in zip(leaves, result, strict=True):
+        want = torchnp.to_numpy(leaf, order=order, **kwargs)
+        _same(got, want)
+        assert np.shares_memory(got, want) == np.shares_memory(want, torchnp.to_numpy(leaf))
+
+
 def test_tree_to_numpy_shares_like_to_numpy_and_keeps_sources_alive(engine):
     t = torch.randn(BIG)
     ref = t.untyped_storage()._weak_ref()
