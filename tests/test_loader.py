@@ -124,39 +124,33 @@ def test_unknown_engine_name_is_an_import_error():
     assert "TORCHNP_ENGINE='fast'" in proc.stderr
 
 
-def test_missing_binary_falls_back_says_why_and_converts():
-    # The Python engine needs nothing from _C: the element types come from the table file.
-    code = (
-        "import sys\n"
-        "sys.modules['torchnp._C'] = None  # what a failed/missing build looks like\n"
-        + CONVERSIONS
-        + "print(torchnp.info().fallback_reason)\n"
-    )
-    proc = _run(code, TORCHNP_ENGINE="")
-    assert proc.returncode == 0, proc.stderr
-    engine, reason = proc.stdout.strip().splitlines()
-    assert engine == "python"
-    assert reason.startswith("compiled module torchnp._C did not load")
-
-
-def test_binary_whose_import_raises_any_error_falls_back_and_says_why():
-    # A binary that fails in its own initialisation (not an ImportError): the import of torchnp
-    # still works, on the Python engine, and the reason names the error.
-    code = (
-        "import importlib.abc, sys\n"
+# How a binary can fail to load, and what the fallback reason must say.
+BROKEN_BINARIES = {
+    # A missing or failed build (the Python engine needs nothing from _C: the element types come
+    # from the table file).
+    "missing": ("sys.modules['torchnp._C'] = None\n", "compiled module torchnp._C did not load"),
+    # A binary that fails in its own initialisation with something other than ImportError.
+    "raises": (
+        "import importlib.abc\n"
         "class Broken(importlib.abc.MetaPathFinder):\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'torchnp._C':\n"
         "            raise RuntimeError('initialisation exploded')\n"
-        "sys.meta_path.insert(0, Broken())\n"
-        + CONVERSIONS
-        + "print(torchnp.info().fallback_reason)\n"
-    )
+        "sys.meta_path.insert(0, Broken())\n",
+        "RuntimeError: initialisation exploded",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(BROKEN_BINARIES))
+def test_unloadable_binary_falls_back_says_why_and_converts(how):
+    setup, said = BROKEN_BINARIES[how]
+    code = "import sys\n" + setup + CONVERSIONS + "print(torchnp.info().fallback_reason)\n"
     proc = _run(code, TORCHNP_ENGINE="")
     assert proc.returncode == 0, proc.stderr
     engine, reason = proc.stdout.strip().splitlines()
     assert engine == "python"
-    assert "RuntimeError: initialisation exploded" in reason
+    assert said in reason
 
 
 @pytest.mark.parametrize("value", ["garbage", "AVX2", "avx512"])
