@@ -139,6 +139,15 @@ BROKEN_BINARIES = {
         "sys.meta_path.insert(0, Broken())\n",
         "RuntimeError: initialisation exploded",
     ),
+    # A binary left over from another version of torchnp: its build facts and element table
+    # match, but it lacks an entry the Python side calls.
+    "stale": (
+        FAKE_BUILD_VERSION.replace(
+            "{**real.build_info(), 'torch_floor': '9.99'}", "real.build_info()"
+        )
+        + "del fake.copy_many\n",
+        "torchnp._C is from another version of torchnp (it lacks copy_many)",
+    ),
 }
 
 

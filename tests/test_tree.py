@@ -257,6 +257,23 @@ def test_stack_from_numpy_into_a_shared_memory_out(engine):
     assert torch.equal(f64, out.double())
 
 
+def test_stack_from_numpy_sources_overlapping_other_slots_of_out(engine):
+    # Slot 0 is a[1]'s destination and a[0]'s memory: every source is read before any write.
+    t = torch.arange(4.0).reshape(2, 2)
+    a = t.numpy()
+    torchnp.stack_from_numpy([a[1], a[0]], out=t)
+    assert t.tolist() == [[2.0, 3.0], [0.0, 1.0]]
+    with pytest.raises(ValueError, match="internal overlap"):
+        torchnp.stack_from_numpy([np.zeros(3)] * 4, out=torch.empty(3).expand(4, 3))
+
+
+def test_collate_promotes_mixed_types_like_default_collate(engine):
+    for pair in ((np.int64, np.float32), (np.float16, np.int16), (np.uint8, np.int8)):
+        batch = [np.ones(3, pair[0]), np.full(3, 2, pair[1])]
+        got, want = torchnp.collate(batch), default_collate(batch)
+        assert got.dtype == want.dtype and torch.equal(got, want), pair
+
+
 def test_stack_from_numpy_bad_input(engine):
     with pytest.raises(
         ValueError, match=r"arrays\[2\] has shape \(4,\), but arrays\[0\] has shape \(3,\)"

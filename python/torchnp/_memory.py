@@ -30,23 +30,28 @@ def storage_holds(t: torch.Tensor) -> bool:
         return True  # no byte is read
     try:
         storage = t.untyped_storage()
-        first = storage.data_ptr()
-    except RuntimeError:
+        first, nbytes, data = storage.data_ptr(), storage.nbytes(), t.data_ptr()
+    except RuntimeError:  # no data of its own (a functionalize wrapper, an invalid storage)
         return False
     reach = t.element_size() * (
         1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
     )
-    offset = t.data_ptr() - first
-    return offset >= 0 and offset + reach <= storage.nbytes()
+    offset = data - first
+    return offset >= 0 and offset + reach <= nbytes
 
 
 def check_storage(t: torch.Tensor) -> None:
     """ValueError unless storage_holds(t): never a view of freed memory, never a read of it."""
     if not storage_holds(t):
-        nbytes = t.untyped_storage().nbytes()
+        try:
+            holds = (
+                f"now holds {t.untyped_storage().nbytes()} bytes, fewer than the tensor addresses"
+            )
+        except RuntimeError:
+            holds = "has no data of its own"
         raise ValueError(
-            f"torchnp cannot read this tensor: its storage now holds {nbytes} bytes, fewer than "
-            "the tensor addresses (the storage was resized or freed after the tensor was made, "
+            f"torchnp cannot read this tensor: its storage {holds} (the storage was resized or "
+            "freed after the tensor was made, "
             "as FSDP does with untyped_storage().resize_(0)); read it while its storage is "
             "allocated (e.g. inside FSDP's summon_full_params), or clone it before the resize"
         )

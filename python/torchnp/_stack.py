@@ -68,6 +68,11 @@ def _check_out(out: Any, shape: tuple[int, ...], target: torch.dtype | None) -> 
         raise TypeError(f"dtype={target} conflicts with out.dtype={out.dtype}; pass one of them")
     if out.requires_grad:
         raise ValueError("out requires grad; pass a tensor that does not (or out.detach())")
+    if any(st == 0 and n > 1 for n, st in zip(out.shape, out.stride(), strict=True)):
+        raise ValueError(
+            "out has internal overlap (a stride-0 dimension, e.g. an expanded tensor): its "
+            "elements would be written several times; pass a tensor that owns each element"
+        )
     check_storage(out)
     return out
 
@@ -172,10 +177,9 @@ def stack_from_numpy(
     engine = _engines.active()
     copies = []
     for i, a in enumerate(items):
-        slot = dst[i, ...]  # an array even for 0-d items (dst[i] would be a scalar)
-        if out is not None and np.may_share_memory(slot, a):
-            a = np.array(a, order="K")
-        copies.append((slot, a, 0))
+        if out is not None and np.may_share_memory(dst, a):
+            a = np.array(a, order="K")  # read before any slot is written
+        copies.append((dst[i, ...], a, 0))  # dst[i, ...]: an array even for 0-d items
     engine.copy_many(copies)
     if not on_cpu:
         result = torch.empty(full, dtype=target, device=target_device)
@@ -188,12 +192,19 @@ def stack_from_numpy(
 _STRINGS_OR_OBJECTS = re.compile(r"[SaUO]")  # torch's own test: arrays default_collate refuses
 
 
-def _shared_stack_out(items: list[np.ndarray]) -> torch.Tensor:
+def _collated_dtype(items: list[np.ndarray]) -> torch.dtype:
+    """The type default_collate's torch.stack gives the samples' tensors: torch's promotion."""
+    kinds = {torch_for_numpy(element_type_of_numpy(a.dtype)[0].numpy) for a in items}
+    target = kinds.pop()
+    for other in kinds:
+        target = torch.promote_types(target, other)
+    return target
+
+
+def _shared_stack_out(items: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor:
     """In a DataLoader worker: the stacked result in shared memory, as default_collate makes it
     (the batch then crosses to the main process without a copy)."""
-    natives = {element_type_of_numpy(a.dtype)[0].numpy for a in items}
-    target_np = natives.pop() if len(natives) == 1 else np.result_type(*natives)
-    like = torch.empty(0, dtype=torch_for_numpy(target_np))
+    like = torch.empty(0, dtype=dtype)
     numel = len(items) * items[0].size
     storage = like._typed_storage()._new_shared(numel, device=like.device)
     out = like.new(storage).resize_(len(items), *items[0].shape)
@@ -234,11 +245,12 @@ def _collate_arrays(batch: Sequence[np.ndarray], *, collate_fn_map: Any = None) 
     elem = batch[0]
     if _STRINGS_OR_OBJECTS.search(elem.dtype.str) is not None:
         raise TypeError(_torch_collate.default_collate_err_msg_format.format(elem.dtype))
-    items = list(batch)
+    items = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in batch]
+    dtype = _collated_dtype(items)
     out = None
     if torch.utils.data.get_worker_info() is not None and all(a.shape == elem.shape for a in items):
-        out = _shared_stack_out(items)
-    return stack_from_numpy(items, out=out)
+        out = _shared_stack_out(items, dtype)
+    return stack_from_numpy(items, dtype=dtype, out=out)
 
 
 _COLLATE_MAP = dict(_torch_collate.default_collate_fn_map)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -277,7 +279,8 @@ def convert(
 ) -> np.ndarray:
     """to_numpy's policy (after its fast path). With `deferred` (a list), a host copy is not run
     but appended to it as ``(dst, src, negate)``, for the caller to run with the others in one
-    job (Engine.copy_many); the result is then written only once that has run."""
+    job (Engine.copy_many), and a device transfer as a callable; the result is then written only
+    once those have run."""
     t = _readable(tensor)
     signature = (dtype, copy, order)  # as passed: the fast path's memo key
     order = _policy.check_order(order)
@@ -352,6 +355,10 @@ def convert(
                 view = staged
             deferred.append((out, view, source.negate))
     else:
-        check_storage(source.plain)  # a device read of freed memory faults, or reads garbage
-        engine.download(out, source.plain, source.negate)
+        if source.plain.device.type == "cuda":  # a read of freed device memory faults
+            check_storage(source.plain)
+        if deferred is None:
+            engine.download(out, source.plain, source.negate)
+        else:  # a transfer for the caller to run after every leaf has been decided
+            deferred.append(functools.partial(engine.download, out, source.plain, source.negate))
     return out

@@ -27,6 +27,16 @@ from torchnp._memory import empty_in_order
 BATCH_BYTES = 256 * 1024
 
 
+def _run(deferred: list) -> None:
+    """The deferred work of a tree call: the host copies as one job, then the device transfers."""
+    host = [d for d in deferred if type(d) is tuple]
+    if host:
+        _engines.active().copy_many(host)
+    for d in deferred:
+        if type(d) is not tuple:
+            d()
+
+
 def _leaf_path(tree: Any, index: int) -> str:
     """The key path of leaf `index` (for error messages only: flattening with paths is slower)."""
     path, _ = pytree.tree_flatten_with_path(tree)[0][index]
@@ -143,8 +153,9 @@ def tree_to_numpy(
     out : pytree, optional
         A tree of the same structure whose leaves at tensor positions are writable arrays of
         those tensors' shapes (e.g. the result of an earlier call); the results are written
-        there. Leaves at other positions are ignored. Its arrays must not share memory with
-        the tensors of other leaves.
+        there. Leaves at other positions are ignored. Its arrays must not share memory with each
+        other or with the tensors of other leaves (an array overlapping its own leaf's tensor is
+        fine: that source is read first).
 
     Returns
     -------
@@ -189,8 +200,7 @@ def tree_to_numpy(
             results.append(_to_numpy.convert(leaf, dtype, copy, order, target, deferred))
         except Exception as exc:
             _reraise_for_leaf(exc, tree, i, "tree_to_numpy:")
-    if deferred:
-        _engines.active().copy_many(deferred)
+    _run(deferred)
     if out is not None:
         return out
     return pytree.tree_unflatten(results, spec)
@@ -261,6 +271,5 @@ def tree_from_numpy(
                 )
         except Exception as exc:
             _reraise_for_leaf(exc, tree, i, "tree_from_numpy:")
-    if deferred:
-        _engines.active().copy_many(deferred)
+    _run(deferred)
     return pytree.tree_unflatten(results, spec)

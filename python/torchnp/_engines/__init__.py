@@ -97,10 +97,30 @@ def load_native() -> tuple[NativeEngine | None, str | None]:
     reason = incompatibility(_C.build_info(), torch.__version__, torch.version.cuda)
     if reason:
         return None, reason
-    reason = _table_mismatch(_C)
+    reason = _table_mismatch(_C) or _missing_entries(_C)
     if reason:
         return None, reason
-    return NativeEngine(_C), None
+    try:
+        return NativeEngine(_C), None
+    except ImportError:
+        raise  # TORCHNP_CPU names no usable kernel set: the user's error, said at import
+    except Exception as exc:  # a binary that cannot run here: fall back, say why
+        return None, f"torchnp._C failed its first copy: {type(exc).__name__}: {exc}"
+
+
+# What the Python side calls in the binary: one left over from another version of torchnp may
+# lack some (its build facts and element table can still match).
+_ENTRIES = ("copy", "copy_many", "plan", "convert", "fast_init", "fast_to_numpy", "tensor_view")
+
+
+def _missing_entries(module) -> str | None:
+    missing = [name for name in _ENTRIES if not hasattr(module, name)]
+    if missing:
+        return (
+            f"torchnp._C is from another version of torchnp (it lacks {', '.join(missing)}); "
+            "rebuild torchnp (pip install --no-build-isolation --force-reinstall --no-deps torchnp)"
+        )
+    return None
 
 
 def _table_mismatch(module) -> str | None:

@@ -18,7 +18,7 @@ CPU_ENV = "TORCHNP_CPU"
 def _apply_cpu_env(module: Any) -> None:
     """Apply TORCHNP_CPU (a compiled kernel set, or empty for the best this CPU supports); a
     value that names none this binary can run is an ImportError saying which would do."""
-    wanted = os.environ.get(CPU_ENV, "").strip()
+    wanted = os.environ.get(CPU_ENV, "")  # as the core reads it (no stripping)
     if not wanted:
         return
     try:
