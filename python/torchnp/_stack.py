@@ -178,7 +178,9 @@ def stack_from_numpy(
     copies = []
     for i, a in enumerate(items):
         if out is not None and np.may_share_memory(dst, a):
-            a = np.array(a, order="K")  # read before any slot is written
+            staged = np.empty_like(a, order="K")  # read before any slot is written
+            engine.copy(staged, a)
+            a = staged
         copies.append((dst[i, ...], a, 0))  # dst[i, ...]: an array even for 0-d items
     engine.copy_many(copies)
     if not on_cpu:

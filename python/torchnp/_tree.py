@@ -50,8 +50,9 @@ def _check_same_paths(tree: Any, out: Any) -> None:
     out_paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(out)[0]]
     if paths == out_paths:
         return
-    missing = [p for p in paths if p not in set(out_paths)]
-    extra = [p for p in out_paths if p not in set(paths)]
+    have, want = set(out_paths), set(paths)
+    missing = [p for p in paths if p not in have]
+    extra = [p for p in out_paths if p not in want]
     raise ValueError(
         "out must have the structure of the tree (a leaf at every key path the tree has); "
         f"missing in out: {missing[:5] or 'none'}, not in the tree: {extra[:5] or 'none'}"
