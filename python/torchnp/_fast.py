@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _pool
+from torchnp import _originals, _pool
 from torchnp._dtypes import ElementType, carrier_numpy, carrier_torch, core_code
 from torchnp._memory import storage_holds
 
@@ -35,9 +35,9 @@ MAX_ENTRIES = 512
 LAYOUTS = {"K": 0, "C": 1, "F": 2, "A": 3}
 
 # torch's own conversions, kept before anyone can patch them: the fast path never calls back
-# into a patched torch (issue: a patched Tensor.numpy calling torchnp would recurse).
-_tensor_numpy = torch.Tensor.numpy
-_torch_from_numpy = torch.from_numpy
+# into a patched torch (a patched Tensor.numpy calling torchnp would recurse).
+_tensor_numpy = _originals.tensor_numpy
+_torch_from_numpy = _originals.from_numpy
 
 Replay = Callable[[Any], Any]
 # The memos, as nested dicts (one level per part of the signature: no key tuple to allocate):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _engines, _fast, _policy
+from torchnp import _engines, _fast, _policy, _transfer
 from torchnp._dtypes import (
     DTypeLike,
     ElementType,
@@ -203,7 +203,7 @@ def convert(
         _fast.remember_from_numpy(engine, key, own, swapped, target_np, target, share)
     if not on_cpu:
         result = empty_tensor_with_order(a.shape, target, a.strides, device=target_device)
-        engine.upload(result, a)
+        _transfer.upload_call(engine, result, a)()
         return result
     if pin_memory:
         result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=True)

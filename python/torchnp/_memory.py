@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from torchnp import _pool
+from torchnp import _originals, _pool
 from torchnp._dtypes import (
     carrier_numpy,
     carrier_torch,
@@ -68,8 +68,8 @@ def numpy_view_of_tensor(t: torch.Tensor) -> np.ndarray:
         t = t.detach()
     carrier = carrier_torch(t.dtype)
     if carrier is None:
-        return t.numpy()
-    return t.view(carrier).numpy().view(element_type_of_torch(t.dtype).numpy)
+        return _originals.tensor_numpy(t)
+    return _originals.tensor_numpy(t.view(carrier)).view(element_type_of_torch(t.dtype).numpy)
 
 
 def tensor_of_numpy_view(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
@@ -79,8 +79,8 @@ def tensor_of_numpy_view(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     """
     carrier = carrier_numpy(a.dtype)
     if carrier is None:
-        return torch.from_numpy(a)
-    return torch.from_numpy(a.view(carrier)).view(dtype)
+        return _originals.from_numpy(a)
+    return _originals.from_numpy(a.view(carrier)).view(dtype)
 
 
 def tensor_of_readonly_memory(a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:

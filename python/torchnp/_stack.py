@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data._utils import collate as _torch_collate
 
-from torchnp import _engines, _policy
+from torchnp import _engines, _policy, _transfer
 from torchnp._dtypes import (
     DTypeLike,
     element_type_of_numpy,
@@ -185,7 +185,7 @@ def stack_from_numpy(
     engine.copy_many(copies)
     if not on_cpu:
         result = torch.empty(full, dtype=target, device=target_device)
-        engine.upload(result, dst)
+        _transfer.upload_call(engine, result, dst)()
     return result
 
 

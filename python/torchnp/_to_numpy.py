@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 
-from torchnp import _engines, _fast, _policy
+from torchnp import _engines, _fast, _policy, _transfer
 from torchnp._dtypes import (
     DTypeLike,
     default_numpy_dtype,
@@ -357,8 +355,10 @@ def convert(
     else:
         if source.plain.device.type == "cuda":  # a read of freed device memory faults
             check_storage(source.plain)
+        # Checked against transfer_guard now (a refusal writes nothing), logged as it runs.
+        download = _transfer.download_call(engine, out, source.plain, source.negate)
         if deferred is None:
-            engine.download(out, source.plain, source.negate)
+            download()
         else:  # a transfer for the caller to run after every leaf has been decided
-            deferred.append(functools.partial(engine.download, out, source.plain, source.negate))
+            deferred.append(download)
     return out

@@ -1,0 +1,383 @@
+"""torchnp.patch(): existing code's torch <-> NumPy conversions, routed through torchnp.
+
+What ``patch()`` installs (and ``unpatch()`` removes), process-wide:
+
+- ``torch.Tensor.numpy``: torch's own view where torch gives one (zero-copy, torch's errors and
+  messages where ``force=False``: grad in grad mode, conj/neg bits, devices, layouts), plus a
+  shared ml_dtypes view for bfloat16/float8 tensors, which torch refuses; ``force=True`` is
+  ``torchnp.to_numpy`` (detach, resolve bits, copy from devices, complex32 widened).
+- ``torch.from_numpy``: torch's own call first, so it shares exactly where torch shares;
+  what torch refuses but torchnp can read (negative strides, other byte orders, strides that
+  are not multiples of the itemsize, ml_dtypes arrays) is converted by ``torchnp.from_numpy``.
+- ``torch.as_tensor`` / ``torch.asarray`` for ndarray inputs: torch's own call where it would
+  share; casts, device targets and ``copy=True`` through ``torchnp.from_numpy`` (one fused pass);
+  what torch refuses, as ``from_numpy`` above. Other inputs go to torch untouched.
+- ``torch.Tensor.__array__``: NumPy 2's protocol (``dtype``, ``copy``) through
+  ``torchnp.to_numpy``, so ``np.asarray(t)``/``np.array(t, copy=...)``, matplotlib and pandas
+  take bf16, CUDA, requires-grad and conj/neg tensors.
+- ``torch.Tensor.__eq__`` / ``__ne__``: an ml_dtypes scalar (``t.numpy()[0]`` of a bf16 tensor)
+  compares by value; torch alone knows nothing of it, and ``t == scalar`` was silently False.
+
+torchnp itself only ever calls torch's originals (_originals), so nothing recurses.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import handle_torch_function, has_torch_function_unary
+
+from torchnp import _fast, _from_numpy, _originals, _to_numpy, _transfer
+from torchnp._dtypes import _ELEMENT_TYPES, default_numpy_dtype, element_type_of_numpy
+
+_NDARRAY = np.ndarray
+_TENSOR = torch.Tensor
+_ORIG_NUMPY = _originals.tensor_numpy
+_ORIG_FROM_NUMPY = _originals.from_numpy
+_ORIG_AS_TENSOR = _originals.as_tensor
+_ORIG_ASARRAY = _originals.asarray
+_ORIG_EQ = _originals.tensor_eq
+_ORIG_NE = _originals.tensor_ne
+_to_numpy_fn = _to_numpy.to_numpy
+_MODES_ENABLED = torch._C._is_torch_function_mode_enabled
+# True while dynamo traces (it folds this call): traced code gets torch's own functions, which
+# dynamo models; torchnp's Python would be traced on fake values.
+_is_compiling = torch.compiler.is_compiling
+_COPY_ARGS = (type(None), bool)
+_UNSUPPORTED_TYPE = "Got unsupported ScalarType"
+_from_numpy_fn = _from_numpy.from_numpy
+
+# ml_dtypes scalar types (what indexing an ml_dtypes array gives), as the Python number each
+# equals exactly: torch reads those.
+_ML_SCALARS: dict[type, type] = {
+    e.numpy.type: complex if e.components == 2 else float
+    for e in _ELEMENT_TYPES
+    if e.numpy.type.__module__.startswith("ml_dtypes")
+}
+# Every element type torchnp reads, by NumPy scalar type (a dtype's own hash is recomputed on
+# every call), as its torch dtype.
+_TORCH_OF_SCALAR: dict[type, torch.dtype] = {
+    e.numpy.type: e.torch for e in _ELEMENT_TYPES if e.torch is not None
+}
+# torch types whose default NumPy conversion is a view of the same bits (bf16 and float8 as
+# ml_dtypes; not complex32, which converts by widening to complex64: a copy).
+_VIEWABLE = frozenset(
+    e.torch for e in _ELEMENT_TYPES if e.torch is not None and default_numpy_dtype(e) == e.numpy
+)
+
+
+# ---- the patched functions ---------------------------------------------------------------
+
+
+def numpy(self: torch.Tensor, *, force: bool = False) -> np.ndarray:
+    if force is False:
+        # torch's own view, as torch gives it (its errors and messages too): the patch adds
+        # only what torch refuses for the element type alone (bf16 and float8, shared as
+        # ml_dtypes views). torch checks the device, layout, grad and bits before the type.
+        try:
+            return _ORIG_NUMPY(self)
+        except TypeError as exc:
+            if (
+                self.dtype not in _VIEWABLE
+                or not str(exc).startswith(_UNSUPPORTED_TYPE)
+                or _is_compiling()
+            ):
+                raise
+        return _to_numpy_fn(self, copy=False)
+    if force is not True:
+        return _ORIG_NUMPY(self, force=force)  # torch's TypeError for a non-bool
+    if self.is_cpu:
+        return _to_numpy_fn(self)
+    with _transfer.implicit("Tensor.numpy"):
+        return _to_numpy_fn(self)
+
+
+def __array__(self: torch.Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+    if has_torch_function_unary(self):
+        return handle_torch_function(__array__, (self,), self, dtype=dtype, copy=copy)
+    if _is_compiling():
+        return _originals.tensor_array(self, dtype)
+    if dtype is None and (copy is None or copy is False):
+        view = _fast.tensor_view(self)  # to_numpy's own shortcut: torch's view, checked
+        if view is not None:
+            return view
+    if self.is_cpu:
+        return _to_numpy_fn(self, dtype, copy=copy)
+    with _transfer.implicit("Tensor.__array__"):
+        return _to_numpy_fn(self, dtype, copy=copy)
+
+
+def from_numpy(ndarray: np.ndarray) -> torch.Tensor:
+    try:
+        return _ORIG_FROM_NUMPY(ndarray)
+    except (TypeError, ValueError):
+        if _MODES_ENABLED() or _is_compiling() or not _readable(ndarray):
+            raise
+    return _from_numpy_fn(ndarray)
+
+
+def _readable(a: Any) -> bool:
+    """Whether `a` is an ndarray whose element type torchnp reads (else torch's own call
+    decides)."""
+    if not isinstance(a, _NDARRAY):
+        return False
+    try:
+        own, _ = element_type_of_numpy(a.dtype)
+    except TypeError:
+        return False
+    return own.torch is not None
+
+
+def _device_type(device: Any) -> str:
+    return "cpu" if device is None else torch.device(device).type
+
+
+def _array_to_tensor(a: np.ndarray, dtype: Any, device: Any, copy: bool | None) -> Any:
+    """torch.as_tensor/asarray of ndarray `a` (no torch function mode active, so the default
+    device is the CPU): torch's own from_numpy where those would share (the same tensor, and
+    cheaper than their general argument handling), torchnp's fused copy where they would copy,
+    torchnp where torch refuses what torchnp reads; None where torch's own call must decide
+    (element types or arguments torchnp does not take, copy=False needing a copy)."""
+    own_torch = _TORCH_OF_SCALAR.get(a.dtype.type)
+    where = _device_type(device)
+    if copy is not True and (dtype is None or dtype is own_torch) and where == "cpu":
+        try:
+            return _ORIG_FROM_NUMPY(a)
+        except (TypeError, ValueError):
+            pass  # torch refuses the layout, byte order or type: torchnp's turn
+    elif copy is False:
+        return None  # torch's own error (a cast or a device always copies)
+    if own_torch is None or not (dtype is None or isinstance(dtype, torch.dtype)):
+        return None
+    if where not in ("cpu", "cuda"):
+        return None  # devices torchnp does not transfer to: torch's own call
+    try:
+        element_type_of_numpy(a.dtype)
+    except TypeError:
+        return None
+    return _from_numpy_fn(a, dtype, device=device, copy=copy)
+
+
+def as_tensor(data: Any, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
+    if isinstance(data, _NDARRAY) and not (_MODES_ENABLED() or _is_compiling()):
+        t = _array_to_tensor(data, dtype, device, None)
+        if t is not None:
+            return t
+    return _ORIG_AS_TENSOR(data, dtype=dtype, device=device)
+
+
+def asarray(
+    obj: Any,
+    *,
+    dtype: torch.dtype | None = None,
+    device: Any = None,
+    copy: bool | None = None,
+    requires_grad: bool = False,
+) -> torch.Tensor:
+    if (
+        isinstance(obj, _NDARRAY)
+        and type(copy) in _COPY_ARGS
+        and not (_MODES_ENABLED() or _is_compiling())
+    ):
+        t = _array_to_tensor(obj, dtype, device, copy)
+        if t is not None:
+            return t.requires_grad_() if requires_grad else t
+    return _ORIG_ASARRAY(obj, dtype=dtype, device=device, copy=copy, requires_grad=requires_grad)
+
+
+def __eq__(self: torch.Tensor, other: Any) -> Any:
+    number = _ML_SCALARS.get(type(other))
+    return _ORIG_EQ(self, other if number is None else number(other))
+
+
+def __ne__(self: torch.Tensor, other: Any) -> Any:
+    number = _ML_SCALARS.get(type(other))
+    return _ORIG_NE(self, other if number is None else number(other))
+
+
+def _describe(fn: Any, original: Any, qualname: str, note: str) -> None:
+    fn.__qualname__ = qualname
+    fn.__doc__ = f"{original.__doc__ or ''}\n\n[torchnp.patch() is active: {note}]"
+    fn.__torchnp_original__ = original
+
+
+_describe(numpy, _ORIG_NUMPY, "Tensor.numpy", "bf16/float8 share an ml_dtypes view")
+_describe(__array__, _originals.tensor_array, "Tensor.__array__", "through torchnp.to_numpy")
+_describe(from_numpy, _ORIG_FROM_NUMPY, "from_numpy", "what torch refuses is copied")
+_describe(as_tensor, _ORIG_AS_TENSOR, "as_tensor", "ndarray inputs through torchnp")
+_describe(asarray, _ORIG_ASARRAY, "asarray", "ndarray inputs through torchnp")
+_describe(__eq__, _ORIG_EQ, "Tensor.__eq__", "ml_dtypes scalars compare by value")
+_describe(__ne__, _ORIG_NE, "Tensor.__ne__", "ml_dtypes scalars compare by value")
+
+# (owner, attribute, replacement), in the order they are installed.
+_TARGETS: tuple[tuple[Any, str, Any], ...] = (
+    (torch.Tensor, "numpy", numpy),
+    (torch.Tensor, "__array__", __array__),
+    (torch.Tensor, "__eq__", __eq__),
+    (torch.Tensor, "__ne__", __ne__),
+    (torch, "from_numpy", from_numpy),
+    (torch, "as_tensor", as_tensor),
+    (torch, "asarray", asarray),
+)
+_MISSING = object()
+
+
+# ---- installing and removing -------------------------------------------------------------
+
+_lock = threading.RLock()
+_holders = 0  # live patch() handles (plus plain calls) keeping the patch installed
+_generation = 0  # bumped by unpatch(): handles from before it no longer count
+_saved: list[tuple[Any, str, Any, Any]] = []  # (owner, name, ours, what it was before)
+
+
+def _device_constructors() -> set | None:
+    """torch's set of factory functions a default device (torch.set_default_device, ``with
+    torch.device(...)``) applies to: matched by identity with the function a torch function
+    mode is handed, which is whatever ``torch.as_tensor`` names at the call."""
+    try:
+        from torch.utils._device import _device_constructors
+
+        return _device_constructors()
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+def _install() -> None:
+    constructors = _device_constructors()  # computed (and cached) with torch's own functions
+    for owner, name, replacement in _TARGETS:
+        before = owner.__dict__.get(name, _MISSING)
+        _saved.append((owner, name, replacement, before))
+        setattr(owner, name, replacement)
+        if constructors is not None and before in constructors:
+            constructors.add(replacement)  # the default device applies to the patched ones
+    _forget_dynamo_tables()
+
+
+def _forget_dynamo_tables() -> None:
+    """dynamo builds its tables of torch's functions (which it models, and how) the first time
+    it compiles, from the names torch has then, and caches them. Cleared whenever the names
+    change, they are rebuilt from the current ones: while patched, dynamo models the patched
+    functions as the torch functions they stand for (torchnp's Python is never traced); after,
+    torch's own again. (Code dynamo compiled before guards on these names and recompiles.)"""
+    rules = sys.modules.get("torch._dynamo.trace_rules")
+    clear = getattr(rules, "clear_lru_cache", None)
+    if clear is not None:
+        clear()
+    variables = sys.modules.get("torch._dynamo.variables.torch")
+    in_graph = getattr(variables, "TorchInGraphFunctionVariable", None)
+    handlers = getattr(in_graph, "_get_handlers", None)
+    if hasattr(handlers, "cache_clear"):
+        handlers.cache_clear()
+
+
+def _uninstall() -> None:
+    constructors = _device_constructors()
+    for owner, name, ours, before in reversed(_saved):
+        if constructors is not None and ours in constructors:
+            constructors.discard(ours)
+            constructors.add(before)
+        if owner.__dict__.get(name, _MISSING) is not ours:
+            warnings.warn(
+                f"torchnp.unpatch(): {owner.__name__}.{name} was replaced after "
+                "torchnp.patch(); leaving the newer one in place",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        if before is _MISSING:
+            delattr(owner, name)  # inherited again (Tensor.numpy lives on torch._C.TensorBase)
+        else:
+            setattr(owner, name, before)
+    _saved.clear()
+    _forget_dynamo_tables()
+
+
+class patch:
+    """Route existing code's torch <-> NumPy conversions through torchnp, process-wide.
+
+    Works as a plain call (``torchnp.patch()``, undone by ``torchnp.unpatch()``) and as a
+    context manager (``with torchnp.patch(): ...``, undone on exit). Idempotent and
+    thread-safe: nested or repeated patches install once and stay until the last handle is
+    closed (or ``unpatch()``). Never active unless asked. See the README's "Drop-in" section
+    for exactly what changes.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, torchnp
+    >>> t = torch.tensor([1.5, 2.0], dtype=torch.bfloat16)
+    >>> with torchnp.patch():
+    ...     np.asarray(t)
+    array([1.5, 2], dtype=bfloat16)
+    >>> torchnp.is_patched()
+    False
+    """
+
+    __slots__ = ("_generation", "_open")
+
+    def __init__(self) -> None:
+        global _holders
+        with _lock:
+            if _holders == 0:
+                _install()
+            _holders += 1
+            self._generation = _generation
+            self._open = True
+
+    def close(self) -> None:
+        """Release this handle: the patch is removed when no other handle holds it."""
+        global _holders
+        with _lock:
+            if not self._open:
+                return
+            self._open = False
+            if self._generation != _generation:
+                return  # unpatch() removed the patch since
+            _holders -= 1
+            if _holders == 0:
+                _uninstall()
+
+    def __enter__(self) -> patch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<torchnp.patch {'active' if self._open else 'closed'}>"
+
+
+def unpatch() -> None:
+    """Remove torchnp's patch entirely (every handle of it); a no-op when not patched.
+
+    Examples
+    --------
+    >>> import torch, torchnp
+    >>> torchnp.patch()
+    <torchnp.patch active>
+    >>> torchnp.unpatch()
+    >>> torchnp.is_patched()
+    False
+    """
+    global _holders, _generation
+    with _lock:
+        if _holders:
+            _uninstall()
+        _holders = 0
+        _generation += 1
+
+
+def is_patched() -> bool:
+    """Whether ``torchnp.patch()`` is active.
+
+    Examples
+    --------
+    >>> import torchnp
+    >>> torchnp.is_patched()
+    False
+    """
+    return _holders > 0
