@@ -18,7 +18,8 @@ PY="$(cd "$VENV" && pwd)/bin/python"  # absolute: the check below runs from /tmp
 "$PY" -m pip install -q --upgrade pip
 "$PY" -m pip install -q "$TORCH_SPEC"
 # shellcheck disable=SC2046  # one requirement per line
-"$PY" -m pip install -q $("$PY" scripts/requirements.py build run test)
+"$PY" -m pip install -q --find-links "${TORCHNP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/torchnp-ci/wheels}" \
+  $("$PY" scripts/requirements.py build run test)
 # Its own build folder: objects compiled against another torch must never be reused.
 TORCHNP_CUDA=OFF "$PY" -m pip install -q --no-build-isolation --no-deps \
   -C build-dir=build/cuda-torch .

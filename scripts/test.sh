@@ -6,7 +6,10 @@
 #  3. pytest: every behavioural test on both engines (parametrised), the forced-Python and
 #     missing-binary processes included (tests/test_loader.py);
 #  4. the engine-level and differential tests again on the portable kernels (TORCHNP_CPU=baseline),
-#     so every compiled CPU variant is checked against the oracle.
+#     so every compiled CPU variant is checked against the oracle;
+#  5. PyTorch's own NumPy interop tests with torchnp.patch() active, on both engines
+#     (tests/peer/run.py: they must fail exactly where they fail without it, plus the intended
+#     differences the README lists).
 # Longer budgets (huge inputs, big fuzz runs): `make deep` (scripts/deep.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,3 +34,6 @@ stage "pytest, both engines" "$PY" -m pytest -q -p no:cacheprovider -m "not slow
 stage "pytest, portable kernels (TORCHNP_CPU=baseline)" env TORCHNP_CPU=baseline \
   "$PY" -m pytest -q -p no:cacheprovider -k native tests/test_core_copy.py \
   tests/test_differential.py tests/test_plans.py tests/test_guard_pages.py "$@"
+stage "PyTorch's NumPy interop tests under torchnp.patch() (native engine)" "$PY" tests/peer/run.py
+stage "PyTorch's NumPy interop tests under torchnp.patch() (Python engine)" \
+  env TORCHNP_ENGINE=python "$PY" tests/peer/run.py

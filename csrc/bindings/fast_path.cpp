@@ -157,6 +157,10 @@ struct FastState {
   PyObject* to_numpy_memo = nullptr;
   PyObject* from_numpy_memo = nullptr;
   PyObject* dtype_name = nullptr;    // interned "dtype"
+  // torch dtypes Tensor.numpy() refuses (bf16, float8, complex32) that torchnp reads through an
+  // integer carrier: tensor_view says no at once instead of letting torch raise (a C++ exception
+  // with its backtrace costs torch ~9 us).
+  std::vector<PyObject*> carried;
   PyObject* metadata_name = nullptr;  // interned "metadata"
   PyObject* tensor_numpy = nullptr;   // torch's own Tensor.numpy (never a patched one)
   // Tensor.untyped_storage and the storage's data_ptr and nbytes, as the unbound C methods
@@ -432,13 +436,87 @@ PyObject* tensor_view(PyObject*, PyObject* tensor) {
     PyErr_SetString(PyExc_TypeError, "tensor_view(tensor) before fast_init");
     return nullptr;
   }
-  return guarded([&] {
+  return guarded([&]() -> py::object {
+    if (!g_fast.carried.empty()) {
+      PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+      if (dt == nullptr) throw py::error_already_set();
+      const bool carried = std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) !=
+                           g_fast.carried.end();
+      Py_DECREF(dt);  // a torch dtype is immortal for the process: comparing the pointer is safe
+      if (carried) return py::object(py::none());
+    }
     py::object view = checked_view(g_fast.tensor_numpy, tensor);
     return view ? view : py::none();
   });
 }
 
+// ---- torchnp.patch(): the two calls whose patched version must cost (almost) nothing -------
+//
+// Tensor.numpy() and torch.from_numpy() under the patch: torch's own call for everything torch
+// answers by itself as torchnp would (a plain numpy() of a type NumPy has; an array both share
+// as it is), in one C call; anything else goes to the Python versions in _patch.py, which
+// decide (bf16 views, what torch refuses, torch's own errors). Installed by _patch.py when the
+// native module is loaded.
+
+struct PatchState {
+  PyObject* from_numpy = nullptr;       // torch's own torch.from_numpy
+  PyObject* slow_numpy = nullptr;       // _patch.numpy
+  PyObject* slow_from_numpy = nullptr;  // _patch.from_numpy
+  PyObject* force_name = nullptr;       // interned "force"
+};
+PatchState g_patch;
+
+// A method of torch.Tensor (a method descriptor, like torch's own: called without a bound
+// method object): `self` is the tensor, `args` the rest.
+PyObject* patched_numpy(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
+                        PyObject* kwnames) {
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  if (g_patch.slow_numpy == nullptr || g_fast.tensor_numpy == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "patched_numpy before patch_init");
+    return nullptr;
+  }
+  bool plain = nargs == 0;  // self only, or self and force=False
+  if (plain && nkw != 0) {
+    plain = nkw == 1 && args[0] == Py_False &&
+            PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), g_patch.force_name) == 0;
+    if (PyErr_Occurred()) return nullptr;
+  }
+  if (plain && !g_fast.carried.empty()) {
+    PyObject* dt = PyObject_GetAttr(self, g_fast.dtype_name);
+    if (dt == nullptr) return nullptr;
+    plain = std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) == g_fast.carried.end();
+    Py_DECREF(dt);  // torch dtypes live as long as the process: the pointer comparison holds
+  }
+  if (plain) return PyObject_CallOneArg(g_fast.tensor_numpy, self);
+  std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
+  stack[0] = self;
+  std::copy(args, args + nargs + nkw, stack.begin() + 1);
+  return PyObject_Vectorcall(g_patch.slow_numpy, stack.data(), 1 + nargs, kwnames);
+}
+
+PyMethodDef g_patched_numpy_def = {
+    "numpy", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&patched_numpy)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "numpy(*, force=False) -> numpy.ndarray\n\nTensor.numpy under torchnp.patch(): torch's own "
+    "view where torch gives one; bf16/float8 as shared ml_dtypes views; force=True through "
+    "torchnp.to_numpy."};
+
+PyObject* patched_from_numpy(PyObject*, PyObject* array) {
+  if (g_patch.slow_from_numpy == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "patched_from_numpy before patch_init");
+    return nullptr;
+  }
+  if (py::isinstance<py::array>(array) &&
+      layout_class(py::reinterpret_borrow<py::array>(array)) == 1) {
+    return PyObject_CallOneArg(g_patch.from_numpy, array);
+  }
+  return PyObject_CallOneArg(g_patch.slow_from_numpy, array);
+}
+
 PyMethodDef g_fast_methods[] = {
+    {"patched_from_numpy", &patched_from_numpy, METH_O,
+     "from_numpy(ndarray): torch.from_numpy under torchnp.patch() (see _patch.py)."},
     {"tensor_view", &tensor_view, METH_O,
      "tensor_view(tensor): torch's Tensor.numpy() of it when that lies inside the tensor's "
      "storage as the storage is now; None when torch refuses it or it does not."},
@@ -457,7 +535,7 @@ void add_fast_path(py::module_& m) {
   m.def(
       "fast_init",
       [](py::object tensor_type, py::object tensor_numpy, py::tuple storage_methods,
-         py::dict to_numpy_memo, py::dict from_numpy_memo) {
+         py::dict to_numpy_memo, py::dict from_numpy_memo, py::tuple carried) {
         if (storage_methods.size() != 3) throw std::invalid_argument("fast_init: 3 storage methods");
         // Kept for the life of the process (the module's memo dicts are never replaced).
         g_fast.tensor_type = tensor_type.release().ptr();
@@ -469,11 +547,38 @@ void add_fast_path(py::module_& m) {
         g_fast.from_numpy_memo = from_numpy_memo.release().ptr();
         g_fast.dtype_name = PyUnicode_InternFromString("dtype");
         g_fast.metadata_name = PyUnicode_InternFromString("metadata");
+        g_fast.carried.clear();
+        for (auto dt : carried) g_fast.carried.push_back(py::object(dt, true).release().ptr());
       },
       py::arg("tensor_type"), py::arg("tensor_numpy"), py::arg("storage_methods"),
-      py::arg("to_numpy_memo"), py::arg("from_numpy_memo"),
+      py::arg("to_numpy_memo"), py::arg("from_numpy_memo"), py::arg("carried") = py::tuple(),
       "Hand the fast path torch.Tensor, its own numpy method, (Tensor.untyped_storage, "
-      "StorageBase.data_ptr, StorageBase.nbytes) and the memo dicts of torchnp._fast.");
+      "StorageBase.data_ptr, StorageBase.nbytes), the memo dicts of torchnp._fast and the torch "
+      "dtypes Tensor.numpy() refuses that torchnp reads through a carrier (tensor_view returns "
+      "None for those without asking torch).");
+  m.def(
+      "patch_init",
+      [](py::object from_numpy, py::object slow_numpy, py::object slow_from_numpy) {
+        // Kept for the life of the process (the Python functions are module-level).
+        g_patch.from_numpy = from_numpy.release().ptr();
+        g_patch.slow_numpy = slow_numpy.release().ptr();
+        g_patch.slow_from_numpy = slow_from_numpy.release().ptr();
+        g_patch.force_name = PyUnicode_InternFromString("force");
+      },
+      py::arg("from_numpy"), py::arg("slow_numpy"), py::arg("slow_from_numpy"),
+      "Hand patched_numpy / patched_from_numpy torch's own from_numpy and the Python versions "
+      "they defer to (call after fast_init).");
+  m.def(
+      "patched_numpy_method",
+      [](py::object tensor_type) {
+        if (!PyType_Check(tensor_type.ptr())) throw std::invalid_argument("a type, torch.Tensor");
+        PyObject* descr =
+            PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()), &g_patched_numpy_def);
+        if (descr == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(descr);
+      },
+      py::arg("tensor_type"),
+      "Tensor.numpy under torchnp.patch(), as a method descriptor of `tensor_type`.");
   if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
   m.def("convert", &convert, py::arg("src").noconvert(), py::arg("descr"), py::arg("dst_code"),
         py::arg("dst_swap"), py::arg("src_code"), py::arg("src_swap"), py::arg("layout"),

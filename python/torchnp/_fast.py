@@ -147,9 +147,23 @@ def _np_view(tensor: torch.Tensor, carrier: torch.dtype | None) -> np.ndarray | 
     return view if storage_holds(tensor) else None
 
 
+def _carried_dtypes() -> tuple[torch.dtype, ...]:
+    """The torch dtypes Tensor.numpy() refuses that torchnp reads through an integer carrier
+    (bf16, float8, complex32)."""
+    from torchnp._dtypes import _BY_TORCH
+
+    return tuple(dt for dt in _BY_TORCH if carrier_torch(dt) is not None)
+
+
+CARRIED = frozenset(_carried_dtypes())
+
+
 def python_tensor_view(tensor: torch.Tensor) -> np.ndarray | None:
     """torch's own ``Tensor.numpy()`` of `tensor` when it gives one over memory the tensor's
-    storage holds, else None (the policy's turn): the commonest call, ``to_numpy(t)``."""
+    storage holds, else None (the policy's turn): the commonest call, ``to_numpy(t)``. Types
+    torch refuses (CARRIED) are None at once: torch's C++ exception would cost ~9 us."""
+    if tensor.dtype in CARRIED:
+        return None
     try:
         view = _tensor_numpy(tensor)
     except RecursionError:
@@ -422,6 +436,6 @@ def activate(engine: Any) -> None:
     if id(C) not in _initialised:
         storage = torch._C.StorageBase
         methods = (torch.Tensor.untyped_storage, storage.data_ptr, storage.nbytes)
-        C.fast_init(torch.Tensor, _tensor_numpy, methods, _TO_NUMPY, _FROM_NUMPY)
+        C.fast_init(torch.Tensor, _tensor_numpy, methods, _TO_NUMPY, _FROM_NUMPY, tuple(CARRIED))
         _initialised.add(id(C))
     to_numpy, from_numpy, tensor_view = C.fast_to_numpy, C.fast_from_numpy, C.tensor_view

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.overrides import handle_torch_function, has_torch_function_unary
 
-from torchnp import _fast, _from_numpy, _originals, _to_numpy, _transfer
+from torchnp import _engines, _fast, _from_numpy, _originals, _to_numpy, _transfer
 from torchnp._dtypes import _ELEMENT_TYPES, default_numpy_dtype, element_type_of_numpy
 
 _NDARRAY = np.ndarray
@@ -49,6 +49,9 @@ _MODES_ENABLED = torch._C._is_torch_function_mode_enabled
 # dynamo models; torchnp's Python would be traced on fake values.
 _is_compiling = torch.compiler.is_compiling
 _COPY_ARGS = (type(None), bool)
+_CARRIED = _fast.CARRIED
+_STRIDED = torch.strided
+_GRAD_ENABLED = torch.is_grad_enabled
 _UNSUPPORTED_TYPE = "Got unsupported ScalarType"
 _from_numpy_fn = _from_numpy.from_numpy
 
@@ -64,6 +67,14 @@ _ML_SCALARS: dict[type, type] = {
 _TORCH_OF_SCALAR: dict[type, torch.dtype] = {
     e.numpy.type: e.torch for e in _ELEMENT_TYPES if e.torch is not None
 }
+# The NumPy scalar types torch.from_numpy takes.
+_TORCH_NATIVE = frozenset(
+    np.dtype(t).type
+    for t in (
+        *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+        *(np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128),
+    )
+)
 # torch types whose default NumPy conversion is a view of the same bits (bf16 and float8 as
 # ml_dtypes; not complex32, which converts by widening to complex64: a copy).
 _VIEWABLE = frozenset(
@@ -76,36 +87,44 @@ _VIEWABLE = frozenset(
 
 def numpy(self: torch.Tensor, *, force: bool = False) -> np.ndarray:
     if force is False:
-        # torch's own view, as torch gives it (its errors and messages too): the patch adds
-        # only what torch refuses for the element type alone (bf16 and float8, shared as
-        # ml_dtypes views). torch checks the device, layout, grad and bits before the type.
-        try:
+        if self.dtype not in _CARRIED:
+            # torch's own view, as torch gives it (its errors and messages too).
             return _ORIG_NUMPY(self)
-        except TypeError as exc:
-            if (
-                self.dtype not in _VIEWABLE
-                or not str(exc).startswith(_UNSUPPORTED_TYPE)
-                or _is_compiling()
-            ):
-                raise
-        return _to_numpy_fn(self, copy=False)
+        # What torch refuses for the element type alone (bf16, float8): a shared ml_dtypes
+        # view, where torch's other checks (device, layout, grad in grad mode, the negative bit)
+        # would pass; else torch's own error for those. (Not asking torch first: its C++
+        # exception costs ~9 us.)
+        if (
+            self.dtype in _VIEWABLE
+            and self.is_cpu
+            and self.layout is _STRIDED
+            and not (self.requires_grad and _GRAD_ENABLED())
+            and not self.is_neg()
+            and not _is_compiling()
+        ):
+            return _to_numpy_fn(self, copy=False)
+        return _ORIG_NUMPY(self)
     if force is not True:
         return _ORIG_NUMPY(self, force=force)  # torch's TypeError for a non-bool
-    if self.is_cpu:
-        return _to_numpy_fn(self)
-    with _transfer.implicit("Tensor.numpy"):
-        return _to_numpy_fn(self)
+    try:
+        if self.is_cpu:
+            return _to_numpy_fn(self)
+        with _transfer.implicit("Tensor.numpy"):
+            return _to_numpy_fn(self)
+    except TypeError:
+        pass  # what torchnp cannot read (layouts, meta tensors): torch's own error follows
+    return _ORIG_NUMPY(self, force=True)
 
 
 def __array__(self: torch.Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
     if has_torch_function_unary(self):
         return handle_torch_function(__array__, (self,), self, dtype=dtype, copy=copy)
-    if _is_compiling():
-        return _originals.tensor_array(self, dtype)
     if dtype is None and (copy is None or copy is False):
         view = _fast.tensor_view(self)  # to_numpy's own shortcut: torch's view, checked
         if view is not None:
             return view
+    if _is_compiling():
+        return _originals.tensor_array(self, dtype)
     if self.is_cpu:
         return _to_numpy_fn(self, dtype, copy=copy)
     with _transfer.implicit("Tensor.__array__"):
@@ -113,12 +132,27 @@ def __array__(self: torch.Tensor, dtype: Any = None, copy: bool | None = None) -
 
 
 def from_numpy(ndarray: np.ndarray) -> torch.Tensor:
-    try:
-        return _ORIG_FROM_NUMPY(ndarray)
-    except (TypeError, ValueError):
-        if _MODES_ENABLED() or _is_compiling() or not _readable(ndarray):
-            raise
-    return _from_numpy_fn(ndarray)
+    if type(ndarray) is _NDARRAY and _fast.shareable(ndarray):
+        return _ORIG_FROM_NUMPY(ndarray)  # torch and torchnp both share it as it is
+    if (
+        _readable(ndarray)
+        and not _torch_takes(ndarray)
+        and not _MODES_ENABLED()
+        and not _is_compiling()
+    ):
+        return _from_numpy_fn(ndarray)  # what torch refuses: torchnp converts it
+    return _ORIG_FROM_NUMPY(ndarray)  # torch shares what it takes (read-only, unaligned); errors
+
+
+def _torch_takes(a: np.ndarray) -> bool:
+    """Whether torch.from_numpy accepts `a`: its own checks (a supported type in native byte
+    order, strides that are non-negative multiples of the itemsize), made without letting it
+    raise (its C++ exception costs ~8 us)."""
+    dt = a.dtype
+    if dt.type not in _TORCH_NATIVE or not dt.isnative:
+        return False
+    item = dt.itemsize
+    return all(s >= 0 and s % item == 0 for s in a.strides)
 
 
 def _readable(a: Any) -> bool:
@@ -146,10 +180,9 @@ def _array_to_tensor(a: np.ndarray, dtype: Any, device: Any, copy: bool | None) 
     own_torch = _TORCH_OF_SCALAR.get(a.dtype.type)
     where = _device_type(device)
     if copy is not True and (dtype is None or dtype is own_torch) and where == "cpu":
-        try:
+        if _fast.shareable(a) or _torch_takes(a):
             return _ORIG_FROM_NUMPY(a)
-        except (TypeError, ValueError):
-            pass  # torch refuses the layout, byte order or type: torchnp's turn
+        # torch refuses the layout, byte order or type: torchnp's turn
     elif copy is False:
         return None  # torch's own error (a cast or a device always copies)
     if own_torch is None or not (dtype is None or isinstance(dtype, torch.dtype)):
@@ -214,16 +247,33 @@ _describe(asarray, _ORIG_ASARRAY, "asarray", "ndarray inputs through torchnp")
 _describe(__eq__, _ORIG_EQ, "Tensor.__eq__", "ml_dtypes scalars compare by value")
 _describe(__ne__, _ORIG_NE, "Tensor.__ne__", "ml_dtypes scalars compare by value")
 
-# (owner, attribute, replacement), in the order they are installed.
-_TARGETS: tuple[tuple[Any, str, Any], ...] = (
-    (torch.Tensor, "numpy", numpy),
-    (torch.Tensor, "__array__", __array__),
-    (torch.Tensor, "__eq__", __eq__),
-    (torch.Tensor, "__ne__", __ne__),
-    (torch, "from_numpy", from_numpy),
-    (torch, "as_tensor", as_tensor),
-    (torch, "asarray", asarray),
-)
+_native_ready: set[int] = set()
+
+
+def _targets() -> tuple[tuple[Any, str, Any], ...]:
+    """(owner, attribute, replacement), in the order they are installed. With the native engine
+    active, Tensor.numpy and torch.from_numpy are its one-C-call versions (_C.patched_numpy,
+    _C.patched_from_numpy: torch's own call for what torch answers as torchnp would, these
+    Python functions for the rest); the Python ones otherwise."""
+    patched_numpy, patched_from_numpy = numpy, from_numpy
+    C = getattr(_engines.active(), "_C", None)
+    if C is not None and hasattr(C, "patched_numpy_method"):
+        if id(C) not in _native_ready:
+            C.patch_init(_ORIG_FROM_NUMPY, numpy, from_numpy)
+            _native_ready.add(id(C))
+        patched_numpy = C.patched_numpy_method(torch.Tensor)
+        patched_from_numpy = C.patched_from_numpy
+    return (
+        (torch.Tensor, "numpy", patched_numpy),
+        (torch.Tensor, "__array__", __array__),
+        (torch.Tensor, "__eq__", __eq__),
+        (torch.Tensor, "__ne__", __ne__),
+        (torch, "from_numpy", patched_from_numpy),
+        (torch, "as_tensor", as_tensor),
+        (torch, "asarray", asarray),
+    )
+
+
 _MISSING = object()
 
 
@@ -232,7 +282,7 @@ _MISSING = object()
 _lock = threading.RLock()
 _holders = 0  # live patch() handles (plus plain calls) keeping the patch installed
 _generation = 0  # bumped by unpatch(): handles from before it no longer count
-_saved: list[tuple[Any, str, Any, Any]] = []  # (owner, name, ours, what it was before)
+_saved: list[tuple[Any, str, Any, Any, bool]] = []  # (owner, name, ours, before, in constructors)
 
 
 def _device_constructors() -> set | None:
@@ -249,12 +299,14 @@ def _device_constructors() -> set | None:
 
 def _install() -> None:
     constructors = _device_constructors()  # computed (and cached) with torch's own functions
-    for owner, name, replacement in _TARGETS:
+    for owner, name, replacement in _targets():
         before = owner.__dict__.get(name, _MISSING)
-        _saved.append((owner, name, replacement, before))
+        # A default device applies to the patched factory functions as to torch's own.
+        default_device = constructors is not None and before in constructors
+        _saved.append((owner, name, replacement, before, default_device))
         setattr(owner, name, replacement)
-        if constructors is not None and before in constructors:
-            constructors.add(replacement)  # the default device applies to the patched ones
+        if default_device:
+            constructors.add(replacement)
     _forget_dynamo_tables()
 
 
@@ -277,8 +329,8 @@ def _forget_dynamo_tables() -> None:
 
 def _uninstall() -> None:
     constructors = _device_constructors()
-    for owner, name, ours, before in reversed(_saved):
-        if constructors is not None and ours in constructors:
+    for owner, name, ours, before, default_device in reversed(_saved):
+        if default_device and constructors is not None:
             constructors.discard(ours)
             constructors.add(before)
         if owner.__dict__.get(name, _MISSING) is not ours:

@@ -259,6 +259,11 @@ def to_numpy(
             view = _fast.tensor_view(tensor)
             if view is not None:
                 return view
+            # Refused (a type torch has no NumPy view of, such as bf16; grad; bits; devices):
+            # the memoised decision for this signature, if the policy made one.
+            result = _fast.to_numpy(tensor, None, None, "K")
+            if result is not None:
+                return result
         elif type(copy) in _COPY_TYPES:
             # A signature the policy has decided before: its decision, replayed (_fast).
             result = _fast.to_numpy(tensor, dtype, copy, order)

@@ -8,6 +8,7 @@ give every way its own preallocated destination (warm after the warm-up call).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,9 @@ class Way:
     label: str
     fn: Callable[[], object]
     threads: int | None = None  # torch.set_num_threads(threads) around each timed sample
+    # A context entered around each call and timed sample, off the clock (torchnp.patch for the
+    # drop-in's ways), or None.
+    setting: Callable[[], AbstractContextManager] | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torchnp.bench.cases import P_CASES, Case
+from torchnp.bench.dropin_cases import D_CASES
 from torchnp.bench.first_call import F_CASES, FirstCallCase
 from torchnp.bench.loaded_cases import L_CASES
 from torchnp.bench.small_cases import S_CASES, Z_CASES
@@ -18,6 +19,7 @@ REGIMES: dict[str, tuple[str, tuple[AnyCase, ...]]] = {
     "L": ("one core busy with another process", L_CASES),
     "F": ("first call in a fresh process", F_CASES),
     "T": ("many tensors at once: trees, stacks, collate", T_CASES),
+    "D": ("drop-in: existing code's calls with torchnp.patch() on against off", D_CASES),
 }
 CASES: tuple[AnyCase, ...] = tuple(c for _, cases in REGIMES.values() for c in cases)
 

@@ -151,6 +151,16 @@ MANY: list[Column] = [
 ]
 
 
+DROPIN: list[Column] = [
+    CASE,
+    ("patched, per call", True, lambda c: format_seconds(c["torchnp_s"])),
+    BUILTIN,
+    ITS_TIME,
+    SPEEDUP,
+    TARGET,
+]
+
+
 def _table(cases: list[dict], columns: list[Column]) -> list[str]:
     lines = [
         "| " + " | ".join(head for head, _, _ in columns) + " |",
@@ -173,6 +183,7 @@ REGIME_TITLES = {
     "L": "L · one core busy with another process",
     "F": "F · first call in a fresh process",
     "T": "T · many tensors at once (per call)",
+    "D": "D · drop-in: existing code's own calls, torchnp.patch() on against off (per call)",
 }
 _TABLES: dict[str, Callable[[list[dict]], list[str]]] = {
     "P": _steady_table,
@@ -181,6 +192,7 @@ _TABLES: dict[str, Callable[[list[dict]], list[str]]] = {
     "L": lambda cases: _table(cases, LOADED),
     "F": lambda cases: _table(cases, FIRST_CALL),
     "T": lambda cases: _table(cases, MANY),
+    "D": lambda cases: _table(cases, DROPIN),
 }
 
 

@@ -32,11 +32,17 @@ def calibrate_inner(fn: Callable[[], object], min_sample_s: float = MIN_SAMPLE_S
     return min(inner, MAX_INNER)
 
 
-def _sample(fn: Callable[[], object], inner: int, threads: int | None = None) -> float:
+def _sample(
+    fn: Callable[[], object],
+    inner: int,
+    threads: int | None = None,
+    setting: Callable[[], contextlib.AbstractContextManager] | None = None,
+) -> float:
     # A fresh output is freed after the clock stops (unmapping 256 MiB costs milliseconds that
     # are not the conversion's) and before the next run allocates its own: never reused.
-    # `threads`: torch.set_num_threads(threads) for this sample, set and restored off the clock.
-    with thread_count(threads):
+    # `threads`: torch.set_num_threads(threads) for this sample, set and restored off the clock;
+    # `setting`: a context entered around the sample, off the clock too (torchnp.patch).
+    with thread_count(threads), setting() if setting is not None else contextlib.nullcontext():
         start = time.perf_counter()
         if inner == 1:
             result = fn()
@@ -62,14 +68,14 @@ def thread_count(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-Timed = tuple[Callable[[], object], int] | tuple[Callable[[], object], int, int | None]
+Timed = tuple  # (function, calls per sample[, threads[, setting]]): _sample's arguments
 
 
 def time_interleaved(fns: Mapping[str, Timed], repeat: int) -> dict[str, float]:
-    """Median seconds per call of each ``(function, calls per sample[, threads])``, taking
-    turns so that drift in the machine's speed hits all alike, the order rotating every round so
-    that what a way leaves behind (torch's OpenMP workers spin for milliseconds after a threaded
-    torch call) does not always land on the same next way.
+    """Median seconds per call of each ``(function, calls per sample[, threads[, setting]])``,
+    taking turns so that drift in the machine's speed hits all alike, the order rotating every
+    round so that what a way leaves behind (torch's OpenMP workers spin for milliseconds after a
+    threaded torch call) does not always land on the same next way.
 
     The callers have already warmed each function up (one untimed call).
     """
