@@ -604,3 +604,19 @@ def test_dynamo_models_the_conversions_without_graph_breaks(first):
                 got = torch.compile(f, backend="eager", fullgraph=True)(x)
         assert torch.equal(got, expected), state
     torch._dynamo.reset()
+
+
+@pytest.mark.single_engine
+def test_readme_lists_each_intended_difference_of_the_peer_tests():
+    import importlib.util
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("peer_run", root / "tests" / "peer" / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Drop-in") : readme.index("## Performance")]
+    for name in run.INTENDED:
+        test = name.removesuffix("_cpu").removesuffix("_bfloat16").removesuffix("_cpu")
+        assert f"`{test}`" in section, name
