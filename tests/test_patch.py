@@ -620,3 +620,90 @@ def test_readme_lists_each_intended_difference_of_the_peer_tests():
     for name in run.INTENDED:
         test = name.removesuffix("_cpu").removesuffix("_bfloat16").removesuffix("_cpu")
         assert f"`{test}`" in section, name
+
+
+# ---- review findings, each pinned -------------------------------------------------------
+
+
+def test_from_numpy_shares_longlong_like_torch(patched):
+    # np.longlong is np.int64's twin with its own scalar type and type number.
+    ro = np.arange(4, dtype=np.longlong)
+    ro.flags.writeable = False
+    unaligned = np.zeros(33, np.uint8)[1:].view(np.longlong)
+    for a in (ro, unaligned):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(a)
+            u = torch.as_tensor(a)
+        assert t.data_ptr() == u.data_ptr() == a.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize(
+    "dtype", [object, np.longdouble, np.clongdouble, "U8", "S8", "M8[s]", "V4"], ids=str
+)
+def test_array_protocol_with_dtypes_torchnp_does_not_write(dtype):
+    t = torch.arange(3, dtype=torch.int32)
+    expected = _outcome(lambda: np.asarray(t, dtype=dtype))
+    with torchnp.patch():
+        got = _outcome(lambda: np.asarray(t, dtype=dtype))
+        with pytest.raises(ValueError):
+            np.asarray(t, dtype=dtype, copy=False)  # a conversion always copies
+    assert got[0] == expected[0]
+    if got[0] == "ok":
+        assert got[1].dtype == expected[1].dtype
+        if got[1].dtype.kind in "fc":  # (longdouble's padding bytes are anything)
+            np.testing.assert_array_equal(got[1], expected[1])
+        else:
+            assert got[1].tobytes() == expected[1].tobytes()
+
+
+class _Intercepting(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") == "numpy":
+            return ("intercepted", (kwargs or {}).get("force", False))
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_subclass_torch_function_sees_every_numpy_call(patched):
+    for base in (torch.ones(2), torch.ones(2, dtype=torch.bfloat16)):
+        s = base.as_subclass(_Intercepting)
+        assert s.numpy() == ("intercepted", False)
+        assert s.numpy(force=True) == ("intercepted", True)
+
+
+def test_bf16_numpy_keeps_torch_errors_for_what_torch_refuses():
+    zero = torch._efficientzerotensor(2, dtype=torch.bfloat16)
+    _same_error(lambda: zero.numpy())
+    neg = torch._neg_view(torch.ones(2, dtype=torch.bfloat16))
+    _same_error(lambda: neg.numpy())
+
+
+def test_as_tensor_casts_are_torchs_values(patched):
+    finite = [0, 1, -1, 0.5, -0.5, 2.5, 127.6, 255.5, 256, -129, 65520, 70000, 1e10, 3.4e38]
+    vals = np.array([*finite, 1e300, np.inf, -np.inf, np.nan, 2.0**31, 2.0**63, -(2.0**63), 1e-40])
+    sources = [np.bool_, np.int8, np.int32, np.int64, np.uint8, np.uint64, np.float16]
+    sources += [np.float32, np.float64, BF16, np.complex64]
+    targets = [torch.bool, torch.int8, torch.int64, torch.uint8, torch.float16, torch.float32]
+    targets += [torch.bfloat16, torch.complex128, torch.float8_e4m3fn, torch.float8_e5m2]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for src in sources:
+            a = vals.astype(src) if src is not np.complex64 else (vals + 1j).astype(src)
+            for dst in targets:
+                got = torch.as_tensor(a, dtype=dst)
+                ref = _originals.as_tensor(
+                    a if src is not BF16 else torchnp.from_numpy(a), dtype=dst
+                )
+                if torch.equal(got.view(torch.uint8), ref.view(torch.uint8)):
+                    continue
+                # NaN payloads aside (README: Differences), the values are torch's
+                r = torch.view_as_real(ref) if ref.is_complex() else ref.double()
+                g = torch.view_as_real(got) if got.is_complex() else got.double()
+                assert torch.equal(torch.isnan(r), torch.isnan(g)), (src, dst)
+                assert torch.equal(r.nan_to_num(7.0), g.nan_to_num(7.0)), (src, dst)
+
+
+def test_as_tensor_signature_is_torchs():
+    a = np.arange(3.0)
+    _same_error(lambda: torch.as_tensor(a, torch.float32, "cpu"))  # device is keyword-only

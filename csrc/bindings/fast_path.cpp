@@ -476,7 +476,9 @@ PyObject* patched_numpy(PyObject* self, PyObject* const* args, Py_ssize_t nargsf
     PyErr_SetString(PyExc_TypeError, "patched_numpy before patch_init");
     return nullptr;
   }
-  bool plain = nargs == 0;  // self only, or self and force=False
+  // self only (or self and force=False), and a plain torch.Tensor: a subclass's
+  // __torch_function__ sees its call first, in the Python version.
+  bool plain = nargs == 0 && reinterpret_cast<PyObject*>(Py_TYPE(self)) == g_fast.tensor_type;
   if (plain && nkw != 0) {
     plain = nkw == 1 && args[0] == Py_False &&
             PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), g_patch.force_name) == 0;
@@ -507,11 +509,13 @@ PyObject* patched_from_numpy(PyObject*, PyObject* array) {
     PyErr_SetString(PyExc_TypeError, "patched_from_numpy before patch_init");
     return nullptr;
   }
-  if (py::isinstance<py::array>(array) &&
-      layout_class(py::reinterpret_borrow<py::array>(array)) == 1) {
-    return PyObject_CallOneArg(g_patch.from_numpy, array);
-  }
-  return PyObject_CallOneArg(g_patch.slow_from_numpy, array);
+  return guarded([&]() -> py::object {
+    const bool shares = py::isinstance<py::array>(array) &&
+                        layout_class(py::reinterpret_borrow<py::array>(array)) == 1;
+    PyObject* r = PyObject_CallOneArg(shares ? g_patch.from_numpy : g_patch.slow_from_numpy, array);
+    if (r == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+  });
 }
 
 PyMethodDef g_fast_methods[] = {

@@ -33,7 +33,12 @@ import torch
 from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from torchnp import _engines, _fast, _from_numpy, _originals, _to_numpy, _transfer
-from torchnp._dtypes import _ELEMENT_TYPES, default_numpy_dtype, element_type_of_numpy
+from torchnp._dtypes import (
+    _ELEMENT_TYPES,
+    default_numpy_dtype,
+    element_type_of_numpy,
+    parse_dtype,
+)
 
 _NDARRAY = np.ndarray
 _TENSOR = torch.Tensor
@@ -52,6 +57,8 @@ _COPY_ARGS = (type(None), bool)
 _CARRIED = _fast.CARRIED
 _STRIDED = torch.strided
 _GRAD_ENABLED = torch.is_grad_enabled
+_DISPATCH_KEYS = torch._C._dispatch_keys
+_PYTHON_KEY = torch._C.DispatchKey.Python
 _UNSUPPORTED_TYPE = "Got unsupported ScalarType"
 _from_numpy_fn = _from_numpy.from_numpy
 
@@ -62,19 +69,61 @@ _ML_SCALARS: dict[type, type] = {
     for e in _ELEMENT_TYPES
     if e.numpy.type.__module__.startswith("ml_dtypes")
 }
-# Every element type torchnp reads, by NumPy scalar type (a dtype's own hash is recomputed on
+
+
+def _type_nums(dtypes: Any) -> dict[int, Any]:
+    """NumPy type numbers of `dtypes` and of every NumPy type equivalent to one of them
+    (np.longlong is np.int64's twin on Linux, with its own scalar type and number)."""
+    nums: dict[int, Any] = {}
+    aliases = {np.dtype(t) for t in set(np.sctypeDict.values())}
+    for dt, value in dtypes:
+        nums[dt.num] = value
+        for other in aliases:
+            if other == dt:
+                nums[other.num] = value
+    return nums
+
+
+# Every element type torchnp reads, by NumPy type number (a dtype's own hash is recomputed on
 # every call), as its torch dtype.
-_TORCH_OF_SCALAR: dict[type, torch.dtype] = {
-    e.numpy.type: e.torch for e in _ELEMENT_TYPES if e.torch is not None
-}
-# The NumPy scalar types torch.from_numpy takes.
-_TORCH_NATIVE = frozenset(
-    np.dtype(t).type
-    for t in (
-        *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
-        *(np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128),
+_TORCH_OF_NUM: dict[int, torch.dtype] = _type_nums(
+    (e.numpy, e.torch) for e in _ELEMENT_TYPES if e.torch is not None
+)
+# The NumPy type numbers torch.from_numpy takes (torch's own list).
+_TORCH_NATIVE: frozenset[int] = frozenset(
+    _type_nums(
+        (np.dtype(t), True)
+        for t in (
+            *(np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32),
+            *(np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128),
+        )
     )
 )
+# Casts torchnp makes for torch.as_tensor/asarray: those where NumPy's rule (torchnp's) and
+# torch's give the same values. Not float8/complex32 (torch saturates some overflows where
+# ml_dtypes gives NaN), not float/complex -> integer (out-of-range values are each library's
+# own), not complex -> real (torch's warning is a UserWarning, NumPy's a ComplexWarning).
+_ALIKE = {"b": "biufc", "i": "biufc", "u": "biufc", "f": "bfc", "c": "c"}
+
+
+def _torch_casts_alike(src: np.dtype, dst: torch.dtype) -> bool:
+    target = _NUMPY_OF_TORCH.get(dst)
+    if target is None or _is_float8_or_c32(src) or _is_float8_or_c32(target):
+        return False
+    return _kind(target) in _ALIKE.get(_kind(src), "")
+
+
+def _kind(dt: np.dtype) -> str:
+    return "f" if dt.type.__name__ == "bfloat16" else dt.kind  # ml_dtypes' kind is "V"
+
+
+def _is_float8_or_c32(dt: np.dtype) -> bool:
+    return dt.type.__module__.startswith("ml_dtypes") and dt.type.__name__ != "bfloat16"
+
+
+_NUMPY_OF_TORCH: dict[torch.dtype, np.dtype] = {
+    e.torch: e.numpy for e in _ELEMENT_TYPES if e.torch is not None
+}
 # torch types whose default NumPy conversion is a view of the same bits (bf16 and float8 as
 # ml_dtypes; not complex32, which converts by widening to complex64: a copy).
 _VIEWABLE = frozenset(
@@ -86,34 +135,43 @@ _VIEWABLE = frozenset(
 
 
 def numpy(self: torch.Tensor, *, force: bool = False) -> np.ndarray:
+    if type(self) is not _TENSOR and has_torch_function_unary(self):
+        # A subclass's __torch_function__ sees the call first, as with torch's own numpy.
+        return handle_torch_function(torch.Tensor.numpy, (self,), self, force=force)
     if force is False:
         if self.dtype not in _CARRIED:
             # torch's own view, as torch gives it (its errors and messages too).
             return _ORIG_NUMPY(self)
         # What torch refuses for the element type alone (bf16, float8): a shared ml_dtypes
-        # view, where torch's other checks (device, layout, grad in grad mode, the negative bit)
-        # would pass; else torch's own error for those. (Not asking torch first: its C++
-        # exception costs ~9 us.)
+        # view, where every other check torch makes (device, layout, grad in grad mode, the
+        # negative bit, ZeroTensors, wrapper subclasses) would pass; else torch's own error.
+        # (Not asking torch first: its C++ exception costs ~9 us.)
         if (
             self.dtype in _VIEWABLE
             and self.is_cpu
             and self.layout is _STRIDED
             and not (self.requires_grad and _GRAD_ENABLED())
             and not self.is_neg()
+            and not self._is_zerotensor()
+            and not _DISPATCH_KEYS(self).has(_PYTHON_KEY)
             and not _is_compiling()
         ):
             return _to_numpy_fn(self, copy=False)
         return _ORIG_NUMPY(self)
     if force is not True:
         return _ORIG_NUMPY(self, force=force)  # torch's TypeError for a non-bool
-    try:
-        if self.is_cpu:
-            return _to_numpy_fn(self)
-        with _transfer.implicit("Tensor.numpy"):
-            return _to_numpy_fn(self)
-    except TypeError:
-        pass  # what torchnp cannot read (layouts, meta tensors): torch's own error follows
-    return _ORIG_NUMPY(self, force=True)
+    if (
+        self.layout is not _STRIDED
+        or self.is_meta
+        or self.is_quantized
+        or self.is_nested
+        or _DISPATCH_KEYS(self).has(_PYTHON_KEY)
+    ):
+        return _ORIG_NUMPY(self, force=True)  # what torchnp does not read: torch's own answer
+    if self.is_cpu:
+        return _to_numpy_fn(self)
+    with _transfer.implicit("Tensor.numpy"):
+        return _to_numpy_fn(self)
 
 
 def __array__(self: torch.Tensor, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -125,10 +183,24 @@ def __array__(self: torch.Tensor, dtype: Any = None, copy: bool | None = None) -
             return view
     if _is_compiling():
         return _originals.tensor_array(self, dtype)
+    if dtype is not None and not _holds(dtype):
+        # A type torchnp does not write (object, str, datetime, longdouble, structured): the
+        # tensor's values as torchnp gives them, then NumPy's own conversion, as torch's
+        # __array__ does (.numpy().astype(dtype)); copy as NumPy's protocol says.
+        return np.array(__array__(self, None, None), dtype, copy=copy)
     if self.is_cpu:
         return _to_numpy_fn(self, dtype, copy=copy)
     with _transfer.implicit("Tensor.__array__"):
         return _to_numpy_fn(self, dtype, copy=copy)
+
+
+def _holds(dtype: Any) -> bool:
+    """Whether torchnp writes arrays of `dtype`."""
+    try:
+        parse_dtype(dtype)
+    except TypeError:
+        return False
+    return True
 
 
 def from_numpy(ndarray: np.ndarray) -> torch.Tensor:
@@ -149,7 +221,7 @@ def _torch_takes(a: np.ndarray) -> bool:
     order, strides that are non-negative multiples of the itemsize), made without letting it
     raise (its C++ exception costs ~8 us)."""
     dt = a.dtype
-    if dt.type not in _TORCH_NATIVE or not dt.isnative:
+    if dt.num not in _TORCH_NATIVE or not dt.isnative:
         return False
     item = dt.itemsize
     return all(s >= 0 and s % item == 0 for s in a.strides)
@@ -177,7 +249,7 @@ def _array_to_tensor(a: np.ndarray, dtype: Any, device: Any, copy: bool | None) 
     cheaper than their general argument handling), torchnp's fused copy where they would copy,
     torchnp where torch refuses what torchnp reads; None where torch's own call must decide
     (element types or arguments torchnp does not take, copy=False needing a copy)."""
-    own_torch = _TORCH_OF_SCALAR.get(a.dtype.type)
+    own_torch = _TORCH_OF_NUM.get(a.dtype.num)
     where = _device_type(device)
     if copy is not True and (dtype is None or dtype is own_torch) and where == "cpu":
         if _fast.shareable(a) or _torch_takes(a):
@@ -187,16 +259,23 @@ def _array_to_tensor(a: np.ndarray, dtype: Any, device: Any, copy: bool | None) 
         return None  # torch's own error (a cast or a device always copies)
     if own_torch is None or not (dtype is None or isinstance(dtype, torch.dtype)):
         return None
-    if where not in ("cpu", "cuda"):
-        return None  # devices torchnp does not transfer to: torch's own call
+    if not (where == "cpu" or (where == "cuda" and torch.cuda.is_available())):
+        return None  # devices torchnp does not transfer to: torch's own call (and errors)
     try:
-        element_type_of_numpy(a.dtype)
+        own, _ = element_type_of_numpy(a.dtype)
     except TypeError:
         return None
+    if dtype is not None and dtype is not own_torch and not _torch_casts_alike(own.numpy, dtype):
+        # A cast whose values torch defines differently from NumPy: torch's own cast, of the
+        # array as torch reads it or, where torch cannot read it (ml_dtypes types, negative
+        # strides, byte order), as torchnp does.
+        if _fast.shareable(a) or _torch_takes(a):
+            return None
+        return _from_numpy_fn(a).to(dtype=dtype, device=device)
     return _from_numpy_fn(a, dtype, device=device, copy=copy)
 
 
-def as_tensor(data: Any, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
+def as_tensor(data: Any, *, dtype: torch.dtype | None = None, device: Any = None) -> torch.Tensor:
     if isinstance(data, _NDARRAY) and not (_MODES_ENABLED() or _is_compiling()):
         t = _array_to_tensor(data, dtype, device, None)
         if t is not None:
