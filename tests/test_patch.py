@@ -75,7 +75,8 @@ def test_context_manager_installs_and_restores_exactly():
         assert torch.from_numpy is installed["from_numpy"] is not _originals.from_numpy
         assert torch.as_tensor is _patch.as_tensor
         assert torch.asarray is _patch.asarray
-        assert torch.Tensor.__array__ is _patch.__array__
+        assert torch.Tensor.__dict__["__array__"] is installed["__array__"]
+        assert torch.Tensor.__array__ is not _originals.tensor_array
         assert "active" in repr(p)
     after = {n: torch.Tensor.__dict__.get(n) for n in before}
     assert after == before
@@ -707,3 +708,27 @@ def test_as_tensor_casts_are_torchs_values(patched):
 def test_as_tensor_signature_is_torchs():
     a = np.arange(3.0)
     _same_error(lambda: torch.as_tensor(a, torch.float32, "cpu"))  # device is keyword-only
+
+
+def test_array_protocol_argument_forms(patched):
+    t = torch.arange(6.0).reshape(2, 3)
+    own = _originals.tensor_numpy(t).__array_interface__
+    for call in (
+        lambda: t.__array__(),
+        lambda: t.__array__(None),
+        lambda: t.__array__(None, None),
+        lambda: t.__array__(None, False),
+        lambda: t.__array__(dtype=None, copy=False),
+        lambda: t.__array__(copy=None),
+    ):
+        assert call().__array_interface__ == own  # torch's own view
+    fresh = t.__array__(copy=True)
+    assert fresh.__array_interface__["data"][0] != own["data"][0]
+    np.testing.assert_array_equal(fresh, t.numpy())
+    np.testing.assert_array_equal(t.__array__(np.float16), t.numpy().astype(np.float16))
+    with pytest.raises(TypeError):
+        t.__array__(order="C")
+    with pytest.raises(TypeError):
+        t.__array__(None, None, None)
+    z = torch.tensor([1 + 2j], dtype=torch.complex64).conj()  # torch refuses: resolved
+    np.testing.assert_array_equal(z.__array__(), [1 - 2j])

@@ -462,9 +462,15 @@ struct PatchState {
   PyObject* from_numpy = nullptr;       // torch's own torch.from_numpy
   PyObject* slow_numpy = nullptr;       // _patch.numpy
   PyObject* slow_from_numpy = nullptr;  // _patch.from_numpy
+  PyObject* slow_array = nullptr;       // _patch.__array__
   PyObject* force_name = nullptr;       // interned "force"
+  PyObject* dtype_kw = nullptr;         // interned "dtype"
+  PyObject* copy_kw = nullptr;          // interned "copy"
+  PyObject* requires_grad_name = nullptr;
 };
 PatchState g_patch;
+
+bool plain_numpy_type(PyObject* self, bool& ok);
 
 // A method of torch.Tensor (a method descriptor, like torch's own: called without a bound
 // method object): `self` is the tensor, `args` the rest.
@@ -478,17 +484,16 @@ PyObject* patched_numpy(PyObject* self, PyObject* const* args, Py_ssize_t nargsf
   }
   // self only (or self and force=False), and a plain torch.Tensor: a subclass's
   // __torch_function__ sees its call first, in the Python version.
-  bool plain = nargs == 0 && reinterpret_cast<PyObject*>(Py_TYPE(self)) == g_fast.tensor_type;
+  bool plain = nargs == 0;
   if (plain && nkw != 0) {
     plain = nkw == 1 && args[0] == Py_False &&
             PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, 0), g_patch.force_name) == 0;
     if (PyErr_Occurred()) return nullptr;
   }
-  if (plain && !g_fast.carried.empty()) {
-    PyObject* dt = PyObject_GetAttr(self, g_fast.dtype_name);
-    if (dt == nullptr) return nullptr;
-    plain = std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) == g_fast.carried.end();
-    Py_DECREF(dt);  // torch dtypes live as long as the process: the pointer comparison holds
+  if (plain) {
+    bool ok = true;
+    plain = plain_numpy_type(self, ok);
+    if (!ok) return nullptr;
   }
   if (plain) return PyObject_CallOneArg(g_fast.tensor_numpy, self);
   std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
@@ -503,6 +508,84 @@ PyMethodDef g_patched_numpy_def = {
     "numpy(*, force=False) -> numpy.ndarray\n\nTensor.numpy under torchnp.patch(): torch's own "
     "view where torch gives one; bf16/float8 as shared ml_dtypes views; force=True through "
     "torchnp.to_numpy."};
+
+// Whether `self` is a plain torch.Tensor of a type NumPy has (not bf16/float8/complex32).
+bool plain_numpy_type(PyObject* self, bool& ok) {
+  ok = true;
+  if (reinterpret_cast<PyObject*>(Py_TYPE(self)) != g_fast.tensor_type) return false;
+  if (g_fast.carried.empty()) return true;
+  PyObject* dt = PyObject_GetAttr(self, g_fast.dtype_name);
+  if (dt == nullptr) {
+    ok = false;
+    return false;
+  }
+  const bool plain =
+      std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) == g_fast.carried.end();
+  Py_DECREF(dt);  // torch dtypes live as long as the process: the pointer comparison holds
+  return plain;
+}
+
+// Tensor.__array__(dtype=None, copy=None) under the patch, a method descriptor: for a plain
+// tensor of a type NumPy has that does not require grad, asked for no dtype and no copy, torch's
+// own Tensor.numpy() view, as torch's __array__ gives it (one C call where torch's is a Python
+// function); everything else, and whatever torch refuses, in the Python version.
+PyObject* patched_array(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
+                        PyObject* kwnames) {
+  const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  if (g_patch.slow_array == nullptr || g_fast.tensor_numpy == nullptr) {
+    PyErr_SetString(PyExc_TypeError, "patched_array before patch_init");
+    return nullptr;
+  }
+  // dtype and copy, positional or by keyword: plain when dtype is None and copy is not True.
+  bool plain = nargs <= 2;
+  for (Py_ssize_t i = 0; plain && i < nargs; ++i) {
+    plain = args[i] == Py_None || (i == 1 && args[i] == Py_False);
+  }
+  for (Py_ssize_t k = 0; plain && k < nkw; ++k) {
+    PyObject* name = PyTuple_GET_ITEM(kwnames, k);
+    PyObject* value = args[nargs + k];
+    if (PyUnicode_Compare(name, g_patch.dtype_kw) == 0) {
+      plain = value == Py_None;
+    } else if (PyUnicode_Compare(name, g_patch.copy_kw) == 0) {
+      plain = value == Py_None || value == Py_False;
+    } else {
+      plain = false;
+    }
+    if (PyErr_Occurred()) return nullptr;
+  }
+  if (plain) {
+    bool ok = true;
+    plain = plain_numpy_type(self, ok);
+    if (!ok) return nullptr;
+  }
+  if (plain) {
+    PyObject* grad = PyObject_GetAttr(self, g_patch.requires_grad_name);
+    if (grad == nullptr) return nullptr;
+    plain = grad == Py_False;  // (torch's numpy() refuses those: the Python version detaches)
+    Py_DECREF(grad);
+  }
+  if (plain) {
+    PyObject* view = PyObject_CallOneArg(g_fast.tensor_numpy, self);
+    if (view != nullptr) return view;
+    // torch refused it (a conj/neg bit, a device, a layout): the Python version resolves it.
+    if (PyErr_ExceptionMatches(PyExc_RecursionError) ||
+        !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
+      return nullptr;
+    }
+    PyErr_Clear();
+  }
+  std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
+  stack[0] = self;
+  std::copy(args, args + nargs + nkw, stack.begin() + 1);
+  return PyObject_Vectorcall(g_patch.slow_array, stack.data(), 1 + nargs, kwnames);
+}
+
+PyMethodDef g_patched_array_def = {
+    "__array__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&patched_array)),
+    METH_FASTCALL | METH_KEYWORDS,
+    "__array__(dtype=None, copy=None) -> numpy.ndarray\n\nTensor.__array__ under torchnp.patch(): "
+    "NumPy 2's protocol through torchnp.to_numpy; torch's own view for a plain tensor."};
 
 PyObject* patched_from_numpy(PyObject*, PyObject* array) {
   if (g_patch.slow_from_numpy == nullptr) {
@@ -562,14 +645,20 @@ void add_fast_path(py::module_& m) {
       "None for those without asking torch).");
   m.def(
       "patch_init",
-      [](py::object from_numpy, py::object slow_numpy, py::object slow_from_numpy) {
+      [](py::object from_numpy, py::object slow_numpy, py::object slow_from_numpy,
+         py::object slow_array) {
         // Kept for the life of the process (the Python functions are module-level).
         g_patch.from_numpy = from_numpy.release().ptr();
         g_patch.slow_numpy = slow_numpy.release().ptr();
         g_patch.slow_from_numpy = slow_from_numpy.release().ptr();
+        g_patch.slow_array = slow_array.release().ptr();
         g_patch.force_name = PyUnicode_InternFromString("force");
+        g_patch.dtype_kw = PyUnicode_InternFromString("dtype");
+        g_patch.copy_kw = PyUnicode_InternFromString("copy");
+        g_patch.requires_grad_name = PyUnicode_InternFromString("requires_grad");
       },
       py::arg("from_numpy"), py::arg("slow_numpy"), py::arg("slow_from_numpy"),
+      py::arg("slow_array"),
       "Hand patched_numpy / patched_from_numpy torch's own from_numpy and the Python versions "
       "they defer to (call after fast_init).");
   m.def(
@@ -583,6 +672,17 @@ void add_fast_path(py::module_& m) {
       },
       py::arg("tensor_type"),
       "Tensor.numpy under torchnp.patch(), as a method descriptor of `tensor_type`.");
+  m.def(
+      "patched_array_method",
+      [](py::object tensor_type) {
+        if (!PyType_Check(tensor_type.ptr())) throw std::invalid_argument("a type, torch.Tensor");
+        PyObject* descr =
+            PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()), &g_patched_array_def);
+        if (descr == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(descr);
+      },
+      py::arg("tensor_type"),
+      "Tensor.__array__ under torchnp.patch(), as a method descriptor of `tensor_type`.");
   if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
   m.def("convert", &convert, py::arg("src").noconvert(), py::arg("descr"), py::arg("dst_code"),
         py::arg("dst_swap"), py::arg("src_code"), py::arg("src_swap"), py::arg("layout"),

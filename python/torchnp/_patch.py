@@ -331,20 +331,22 @@ _native_ready: set[int] = set()
 
 def _targets() -> tuple[tuple[Any, str, Any], ...]:
     """(owner, attribute, replacement), in the order they are installed. With the native engine
-    active, Tensor.numpy and torch.from_numpy are its one-C-call versions (_C.patched_numpy,
-    _C.patched_from_numpy: torch's own call for what torch answers as torchnp would, these
-    Python functions for the rest); the Python ones otherwise."""
-    patched_numpy, patched_from_numpy = numpy, from_numpy
+    active, Tensor.numpy, Tensor.__array__ and torch.from_numpy are its one-C-call versions
+    (_C.patched_numpy_method, _C.patched_array_method, _C.patched_from_numpy: torch's own call
+    for what torch answers as torchnp would, these Python functions for the rest); the Python
+    ones otherwise."""
+    patched_numpy, patched_from_numpy, patched_array = numpy, from_numpy, __array__
     C = getattr(_engines.active(), "_C", None)
-    if C is not None and hasattr(C, "patched_numpy_method"):
+    if C is not None and hasattr(C, "patched_array_method"):
         if id(C) not in _native_ready:
-            C.patch_init(_ORIG_FROM_NUMPY, numpy, from_numpy)
+            C.patch_init(_ORIG_FROM_NUMPY, numpy, from_numpy, __array__)
             _native_ready.add(id(C))
         patched_numpy = C.patched_numpy_method(torch.Tensor)
+        patched_array = C.patched_array_method(torch.Tensor)
         patched_from_numpy = C.patched_from_numpy
     return (
         (torch.Tensor, "numpy", patched_numpy),
-        (torch.Tensor, "__array__", __array__),
+        (torch.Tensor, "__array__", patched_array),
         (torch.Tensor, "__eq__", __eq__),
         (torch.Tensor, "__ne__", __ne__),
         (torch, "from_numpy", patched_from_numpy),
