@@ -472,6 +472,17 @@ PatchState g_patch;
 
 bool plain_numpy_type(PyObject* self, bool& ok);
 
+// fn(self, *args, **kwargs) for a method's vectorcall arguments (the Python version of a patched
+// method, which takes self like any function).
+PyObject* call_with_self(PyObject* fn, PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames) {
+  const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
+  std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
+  stack[0] = self;
+  std::copy(args, args + nargs + nkw, stack.begin() + 1);
+  return PyObject_Vectorcall(fn, stack.data(), 1 + nargs, kwnames);
+}
+
 // A method of torch.Tensor (a method descriptor, like torch's own: called without a bound
 // method object): `self` is the tensor, `args` the rest.
 PyObject* patched_numpy(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
@@ -496,10 +507,7 @@ PyObject* patched_numpy(PyObject* self, PyObject* const* args, Py_ssize_t nargsf
     if (!ok) return nullptr;
   }
   if (plain) return PyObject_CallOneArg(g_fast.tensor_numpy, self);
-  std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
-  stack[0] = self;
-  std::copy(args, args + nargs + nkw, stack.begin() + 1);
-  return PyObject_Vectorcall(g_patch.slow_numpy, stack.data(), 1 + nargs, kwnames);
+  return call_with_self(g_patch.slow_numpy, self, args, nargs, kwnames);
 }
 
 PyMethodDef g_patched_numpy_def = {
@@ -575,10 +583,7 @@ PyObject* patched_array(PyObject* self, PyObject* const* args, Py_ssize_t nargsf
     }
     PyErr_Clear();
   }
-  std::vector<PyObject*> stack(static_cast<size_t>(1 + nargs + nkw));
-  stack[0] = self;
-  std::copy(args, args + nargs + nkw, stack.begin() + 1);
-  return PyObject_Vectorcall(g_patch.slow_array, stack.data(), 1 + nargs, kwnames);
+  return call_with_self(g_patch.slow_array, self, args, nargs, kwnames);
 }
 
 PyMethodDef g_patched_array_def = {
@@ -586,6 +591,15 @@ PyMethodDef g_patched_array_def = {
     METH_FASTCALL | METH_KEYWORDS,
     "__array__(dtype=None, copy=None) -> numpy.ndarray\n\nTensor.__array__ under torchnp.patch(): "
     "NumPy 2's protocol through torchnp.to_numpy; torch's own view for a plain tensor."};
+
+// `def` as a method descriptor of `tensor_type` (like torch's own methods: called without a bound
+// method object).
+py::object method_of(const py::object& tensor_type, PyMethodDef* def) {
+  if (!PyType_Check(tensor_type.ptr())) throw std::invalid_argument("a type, torch.Tensor");
+  PyObject* descr = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()), def);
+  if (descr == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(descr);
+}
 
 PyObject* patched_from_numpy(PyObject*, PyObject* array) {
   if (g_patch.slow_from_numpy == nullptr) {
@@ -663,24 +677,12 @@ void add_fast_path(py::module_& m) {
       "they defer to (call after fast_init).");
   m.def(
       "patched_numpy_method",
-      [](py::object tensor_type) {
-        if (!PyType_Check(tensor_type.ptr())) throw std::invalid_argument("a type, torch.Tensor");
-        PyObject* descr =
-            PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()), &g_patched_numpy_def);
-        if (descr == nullptr) throw py::error_already_set();
-        return py::reinterpret_steal<py::object>(descr);
-      },
+      [](py::object tensor_type) { return method_of(tensor_type, &g_patched_numpy_def); },
       py::arg("tensor_type"),
       "Tensor.numpy under torchnp.patch(), as a method descriptor of `tensor_type`.");
   m.def(
       "patched_array_method",
-      [](py::object tensor_type) {
-        if (!PyType_Check(tensor_type.ptr())) throw std::invalid_argument("a type, torch.Tensor");
-        PyObject* descr =
-            PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(tensor_type.ptr()), &g_patched_array_def);
-        if (descr == nullptr) throw py::error_already_set();
-        return py::reinterpret_steal<py::object>(descr);
-      },
+      [](py::object tensor_type) { return method_of(tensor_type, &g_patched_array_def); },
       py::arg("tensor_type"),
       "Tensor.__array__ under torchnp.patch(), as a method descriptor of `tensor_type`.");
   if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
