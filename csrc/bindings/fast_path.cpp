@@ -157,6 +157,7 @@ struct FastState {
   PyObject* to_numpy_memo = nullptr;
   PyObject* from_numpy_memo = nullptr;
   PyObject* dtype_name = nullptr;    // interned "dtype"
+  PyObject* requires_grad_name = nullptr;  // interned "requires_grad"
   // torch dtypes Tensor.numpy() refuses (bf16, float8, complex32) that torchnp reads through an
   // integer carrier: tensor_view says no at once instead of letting torch raise (a C++ exception
   // with its backtrace costs torch ~9 us).
@@ -238,16 +239,13 @@ class ToNumpyReplay {
   py::object operator()(py::handle tensor) const { return run(tensor); }
 
   py::object run(py::handle tensor) const {
-    py::object view = view_of(tensor);
-    if (!view) {
-      py::object grad = py::reinterpret_steal<py::object>(
-          PyObject_GetAttrString(tensor.ptr(), "requires_grad"));
-      if (!grad) throw py::error_already_set();
-      if (!PyObject_IsTrue(grad.ptr())) return py::none();
-      py::object detached = tensor.attr("detach")();
-      view = view_of(detached);
-      if (!view) return py::none();
-    }
+    // A tensor that requires grad: the values are what is converted (the policy detaches too),
+    // detached first rather than after torch refuses it (its C++ exception costs ~9 us).
+    py::object grad = py::reinterpret_steal<py::object>(
+        PyObject_GetAttr(tensor.ptr(), g_fast.requires_grad_name));
+    if (!grad) throw py::error_already_set();
+    py::object view = grad.ptr() == Py_False ? view_of(tensor) : view_of(tensor.attr("detach")());
+    if (!view) return py::none();
     const auto array = py::reinterpret_borrow<py::array>(view);
     py::object result = convert(array, target_, d_code_, d_swap_, s_code_, false, layout_, share_,
                                 max_bytes_);
@@ -437,6 +435,12 @@ PyObject* tensor_view(PyObject*, PyObject* tensor) {
     return nullptr;
   }
   return guarded([&]() -> py::object {
+    // torch refuses these; asking would cost its C++ exception (~9 us): the policy's turn.
+    PyObject* grad = PyObject_GetAttr(tensor, g_fast.requires_grad_name);
+    if (grad == nullptr) throw py::error_already_set();
+    const bool needs_grad = grad != Py_False;
+    Py_DECREF(grad);
+    if (needs_grad) return py::object(py::none());
     if (!g_fast.carried.empty()) {
       PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
       if (dt == nullptr) throw py::error_already_set();
@@ -647,6 +651,7 @@ void add_fast_path(py::module_& m) {
         g_fast.to_numpy_memo = to_numpy_memo.release().ptr();
         g_fast.from_numpy_memo = from_numpy_memo.release().ptr();
         g_fast.dtype_name = PyUnicode_InternFromString("dtype");
+        g_fast.requires_grad_name = PyUnicode_InternFromString("requires_grad");
         g_fast.metadata_name = PyUnicode_InternFromString("metadata");
         g_fast.carried.clear();
         for (auto dt : carried) g_fast.carried.push_back(py::object(dt, true).release().ptr());

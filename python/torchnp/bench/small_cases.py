@@ -116,6 +116,15 @@ def _z2(_: Sizes) -> Prepared:
     )
 
 
+def _z3(_: Sizes) -> Prepared:
+    # A tensor that requires grad (a parameter, a model output): its values, shared.
+    t = torch.randn(16, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    return _per_call(
+        Way(TORCHNP, "torchnp.to_numpy(t)", lambda: torchnp.to_numpy(t)),
+        Way(TORCH, "t.detach().numpy()", lambda: t.detach().numpy()),
+    )
+
+
 S_CASES: tuple[Case, ...] = (
     Case("S1_copy_16K", "64x64 f32, copy=True (per call)", _s1),
     Case("S1k_copy_1K", "16x16 f32, copy=True (per call)", _s1k),
@@ -129,4 +138,5 @@ S_CASES: tuple[Case, ...] = (
 Z_CASES: tuple[Case, ...] = (
     Case("Z1_to_numpy_view", "16-element tensor -> its view (per call)", _z1),
     Case("Z2_from_numpy_view", "16-element array -> its tensor (per call)", _z2),
+    Case("Z3_to_numpy_grad_view", "16-element tensor requiring grad -> its view (per call)", _z3),
 )
