@@ -56,3 +56,22 @@ def test_linear_regression_cli(tmp_path):
     assert float(found[1]) == pytest.approx(2.0, abs=0.1)
     assert float(found[2]) == pytest.approx(1.0, abs=0.1)
     _assert_valid_png(out)
+
+
+def test_dropin_legacy_code_runs_under_the_patch(engine, tmp_path):
+    import torch
+
+    example = _load("dropin_legacy_code")
+    out = tmp_path / "weights.png"
+    result = example.main(out)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 8).to(torch.bfloat16)
+    w = layer.weight.detach().float().numpy().astype("f8")
+    assert result["stats"]["mean"] == pytest.approx(w.mean())
+    assert result["stats"]["max"] == pytest.approx(abs(w).max())
+    assert result["bias_dtype"] == "bfloat16"
+    assert result["reversed"].tolist() == layer.bias.detach().float().flip(0).tolist()
+    assert result["transfers"] == 0
+    _assert_valid_png(out)
+    with pytest.raises((TypeError, RuntimeError)):  # torch alone: the same legacy call fails
+        example.summarize(layer.weight)
