@@ -4,6 +4,7 @@
 #   tests/cpp/build.sh asan       ASan + UBSan (float-cast-overflow too), run tests
 #   tests/cpp/build.sh portable   portable kernels only (no per-ISA files), run tests
 #   tests/cpp/build.sh tsan       ThreadSanitizer: the pool and slice tests (test_core --pool-only)
+#                                 and the transfer pipeline (test_transfer --quick)
 #   tests/cpp/build.sh aarch64    cross-built for aarch64 (aarch64-linux-gnu-g++), run under
 #                                 qemu-aarch64 (Debian: g++-aarch64-linux-gnu qemu-user)
 #   tests/cpp/build.sh release --big   also a copy of 2^31 + 4099 elements (2 GiB destination)
@@ -47,6 +48,8 @@ if [[ ! -f $oracle || $here/gen_oracle.py -nt $oracle || $root/csrc/core/element
 fi
 if [[ $mode == aarch64 ]]; then  # qemu-user cannot fork a multi-threaded process
   TORCHNP_TEST_NO_FORK=1 qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_core" "$oracle" "${@:2}"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_transfer" --quick
   exit
 fi
 "$build/test_core" "$oracle" "${@:2}"
+"$build/test_transfer"

@@ -1,0 +1,302 @@
+#include "core/transfer.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace torchnp::core {
+
+namespace {
+
+[[noreturn]] void fail(const torchnp_link* link, const char* what) {
+  const char* cause = link->error ? link->error(link->self) : nullptr;
+  throw TransferError(std::string("torchnp: device transfer failed (") + what + " on " +
+                      (link->name ? link->name : "link") + "): " +
+                      (cause && *cause ? cause : "unknown cause"));
+}
+
+void check(const torchnp_link* link, int rc, const char* what) {
+  if (rc != 0) fail(link, what);
+}
+
+// The address at which a chunk's buffer would hold element 0 of the dense block: the plan's
+// slice then reads (or writes) exactly the chunk's bytes inside the buffer. Integer arithmetic:
+// the address itself lies outside the buffer and is never dereferenced.
+char* rebased(char* buffer, int64_t offset) {
+  return reinterpret_cast<char*>(reinterpret_cast<uintptr_t>(buffer) -
+                                 static_cast<uintptr_t>(offset));
+}
+
+// The events of one transfer's ring, waited and released whatever happens.
+class Ring {
+ public:
+  Ring(const torchnp_link* link, Staging* staging, int want)
+      : link_(link), staging_(staging), buffers_(staging->acquire(want)),
+        events_(buffers_.size(), 0), pending_(buffers_.size(), false) {}
+  ~Ring() {
+    drain_quietly();
+    staging_->release(buffers_);
+  }
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  size_t size() const { return buffers_.size(); }
+  char* buffer(int64_t k) const { return buffers_[slot(k)]; }
+
+  // The event after chunk k's copies; slot k % size must be free.
+  void record(int64_t k) {
+    uint64_t ev = 0;
+    check(link_, link_->record(link_->self, &ev), "record");
+    events_[slot(k)] = ev;
+    pending_[slot(k)] = true;
+  }
+  // Waits for chunk k's event and frees its slot (no-op when nothing is pending there).
+  void wait(int64_t k) {
+    const size_t s = slot(k);
+    if (!pending_[s]) return;
+    pending_[s] = false;
+    const int rc = link_->wait(link_->self, events_[s]);
+    if (rc != 0) {
+      std::string cause = link_->error ? link_->error(link_->self) : "";
+      link_->release_event(link_->self, events_[s]);
+      throw TransferError("torchnp: device transfer failed (wait on " +
+                          std::string(link_->name ? link_->name : "link") + "): " +
+                          (cause.empty() ? "unknown cause" : cause));
+    }
+    check(link_, link_->release_event(link_->self, events_[s]), "release_event");
+  }
+
+ private:
+  size_t slot(int64_t k) const { return static_cast<size_t>(k % static_cast<int64_t>(size())); }
+  // Copies still in flight must land before their buffers go back to the pool.
+  void drain_quietly() noexcept {
+    for (size_t s = 0; s < size(); ++s) {
+      if (!pending_[s]) continue;
+      pending_[s] = false;
+      link_->wait(link_->self, events_[s]);
+      link_->release_event(link_->self, events_[s]);
+    }
+  }
+
+  const torchnp_link* link_;
+  Staging* staging_;
+  std::vector<char*> buffers_;
+  std::vector<uint64_t> events_;
+  std::vector<bool> pending_;
+};
+
+void validate(const torchnp_link* link, Staging* staging, const Plan* plan, int64_t bytes) {
+  if (!link || !staging || !plan) throw std::invalid_argument("torchnp: transfer without link");
+  if (staging->link() != link) throw std::invalid_argument("torchnp: staging of another link");
+  if (bytes < 0) throw std::invalid_argument("torchnp: negative transfer size");
+}
+
+}  // namespace
+
+// ---- staging ------------------------------------------------------------------------------
+
+Staging::Staging(const torchnp_link* link, int64_t chunk_bytes, int64_t cap_bytes)
+    : link_(link), chunk_(chunk_bytes), cap_(cap_bytes) {
+  if (chunk_bytes <= 0 || chunk_bytes % 64 != 0) {
+    throw std::invalid_argument("torchnp: staging chunk size must be a positive multiple of 64");
+  }
+}
+
+Staging::~Staging() {
+  for (char* p : idle_) link_->free_host(link_->self, p);
+}
+
+std::vector<char*> Staging::acquire(int want) {
+  want = std::max(want, 1);
+  std::vector<char*> got;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    while (static_cast<int>(got.size()) < want && !idle_.empty()) {
+      got.push_back(idle_.back());
+      idle_.pop_back();
+    }
+    // New buffers while under the cap; the first one of a transfer even above it, unless
+    // others are out and will come back.
+    while (static_cast<int>(got.size()) < want &&
+           ((held_ + 1) * chunk_ <= cap_ || (got.empty() && held_ == 0))) {
+      void* p = nullptr;
+      ++held_;  // reserved while the lock is dropped
+      lock.unlock();
+      const int rc = link_->alloc_host(link_->self, static_cast<size_t>(chunk_), &p);
+      std::string cause = rc != 0 && link_->error ? link_->error(link_->self) : "";
+      lock.lock();
+      if (rc != 0) {
+        --held_;
+        if (!got.empty()) return got;  // fewer buffers, still a pipeline
+        lock.unlock();
+        throw TransferError("torchnp: cannot allocate page-locked staging (" +
+                            std::to_string(chunk_) + " bytes on " +
+                            (link_->name ? link_->name : "link") + "): " +
+                            (cause.empty() ? "unknown cause" : cause));
+      }
+      got.push_back(static_cast<char*>(p));
+    }
+    if (!got.empty()) return got;
+    returned_.wait(lock);
+  }
+}
+
+void Staging::release(const std::vector<char*>& buffers) {
+  {
+    std::lock_guard lock(mu_);
+    for (char* p : buffers) {
+      if (held_ * chunk_ > cap_) {  // over a lowered cap: give it back now
+        --held_;
+        link_->free_host(link_->self, p);
+      } else {
+        idle_.push_back(p);
+      }
+    }
+  }
+  returned_.notify_all();
+}
+
+int64_t Staging::trim() {
+  std::vector<char*> freed;
+  {
+    std::lock_guard lock(mu_);
+    freed.swap(idle_);
+    held_ -= static_cast<int64_t>(freed.size());
+  }
+  for (char* p : freed) link_->free_host(link_->self, p);
+  return static_cast<int64_t>(freed.size()) * chunk_;
+}
+
+void Staging::set_cap(int64_t cap_bytes) {
+  std::vector<char*> freed;
+  {
+    std::lock_guard lock(mu_);
+    cap_ = std::max<int64_t>(cap_bytes, 0);
+    while (held_ * chunk_ > cap_ && !idle_.empty()) {
+      freed.push_back(idle_.back());
+      idle_.pop_back();
+      --held_;
+    }
+  }
+  for (char* p : freed) link_->free_host(link_->self, p);
+  returned_.notify_all();
+}
+
+Staging::Stats Staging::stats() const {
+  std::lock_guard lock(mu_);
+  const auto idle = static_cast<int64_t>(idle_.size());
+  return {chunk_, cap_, held_ * chunk_, idle * chunk_, held_};
+}
+
+// ---- device -> host -----------------------------------------------------------------------
+
+void download(const Download& job) {
+  validate(job.link, job.staging, job.plan, job.bytes);
+  const Plan& plan = *job.plan;
+  const int64_t isz = itemsize(plan.src_dtype);
+  if (job.bytes != plan.numel * isz) {
+    throw std::invalid_argument("torchnp: download size differs from the planned copy");
+  }
+  if (job.gather.ndim > 0 && (!job.link->gather || job.gather.itemsize != isz)) {
+    throw std::invalid_argument("torchnp: gather not available on this link, or wrong itemsize");
+  }
+  const torchnp_link* link = job.link;
+  check(link, link->after_stream(link->self, job.stream), "after_stream");
+  if (job.bytes == 0) return;
+
+  if (job.direct) {  // page-locked destination, identical bytes: one DMA, no staging
+    if (job.gather.ndim > 0) {
+      throw std::invalid_argument("torchnp: a direct download needs a dense device source");
+    }
+    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, job.dst + plan.dst_offset, job.src,
+                           static_cast<size_t>(job.bytes)),
+          "copy");
+    uint64_t ev = 0;
+    check(link, link->record(link->self, &ev), "record");
+    const int rc = link->wait(link->self, ev);
+    std::string cause = rc != 0 && link->error ? link->error(link->self) : "";
+    link->release_event(link->self, ev);
+    if (rc != 0) {
+      throw TransferError("torchnp: device transfer failed (wait on " +
+                          std::string(link->name ? link->name : "link") + "): " + cause);
+    }
+    return;
+  }
+
+  const int64_t chunk = job.staging->chunk_bytes();  // a multiple of 64, so of every itemsize
+  const int64_t n = (job.bytes + chunk - 1) / chunk;
+  Ring ring(link, job.staging, static_cast<int>(std::min<int64_t>(job.buffers, n)));
+  const auto r = static_cast<int64_t>(ring.size());
+  auto issue = [&](int64_t k) {
+    const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
+    uint64_t from = job.src + static_cast<uint64_t>(off);
+    if (job.gather.ndim > 0) {
+      const Gather& g = job.gather;
+      check(link, link->gather(link->self, g.scratch, job.src, static_cast<size_t>(isz), g.ndim,
+                               g.shape.data(), g.strides.data(), off / isz, (off + len) / isz),
+            "gather");
+      from = g.scratch;
+    }
+    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k), from,
+                           static_cast<size_t>(len)),
+          "copy");
+    ring.record(k);
+  };
+  for (int64_t k = 0; k < std::min(r, n); ++k) issue(k);
+  for (int64_t k = 0; k < n; ++k) {
+    ring.wait(k);
+    const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
+    execute(plan, rebased(ring.buffer(k), off), job.dst,
+            Slice{Order::kSource, off / isz, (off + len) / isz});
+    if (k + r < n) issue(k + r);
+  }
+}
+
+// ---- host -> device -----------------------------------------------------------------------
+
+void upload(const Upload& job) {
+  validate(job.link, job.staging, job.plan, job.bytes);
+  const Plan& plan = *job.plan;
+  const int64_t isz = itemsize(plan.dst_dtype);
+  if (job.bytes != plan.numel * isz) {
+    throw std::invalid_argument("torchnp: upload size differs from the planned copy");
+  }
+  const torchnp_link* link = job.link;
+  // Nothing here reads device memory the user's stream may still be writing, but the
+  // destination may be memory the stream used before (torch's caching allocator): order
+  // after it, so no earlier kernel of the stream reads the new bytes.
+  check(link, link->after_stream(link->self, job.stream), "after_stream");
+  if (job.bytes > 0 && job.direct) {
+    check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE,
+                           const_cast<char*>(job.src) + plan.src_offset, job.dst,
+                           static_cast<size_t>(job.bytes)),
+          "copy");
+  } else if (job.bytes > 0) {
+    const int64_t chunk = job.staging->chunk_bytes();
+    const int64_t n = (job.bytes + chunk - 1) / chunk;
+    Ring ring(link, job.staging, static_cast<int>(std::min<int64_t>(job.buffers, n)));
+    for (int64_t k = 0; k < n; ++k) {
+      ring.wait(k);  // the buffer's previous chunk has crossed
+      const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
+      execute(plan, job.src, rebased(ring.buffer(k), off),
+              Slice{Order::kDestination, off / isz, (off + len) / isz});
+      check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE, ring.buffer(k),
+                             job.dst + static_cast<uint64_t>(off), static_cast<size_t>(len)),
+            "copy");
+      ring.record(k);
+    }
+  }
+  uint64_t done = 0;
+  check(link, link->record(link->self, &done), "record");
+  const int rc_join = link->join_stream(link->self, job.stream, done);
+  // The direct path's source is the caller's memory: it must have crossed before returning.
+  const int rc_wait = link->wait(link->self, done);
+  std::string cause = (rc_join || rc_wait) && link->error ? link->error(link->self) : "";
+  link->release_event(link->self, done);
+  if (rc_join || rc_wait) {
+    throw TransferError("torchnp: device transfer failed (" +
+                        std::string(rc_join ? "join_stream" : "wait") + " on " +
+                        (link->name ? link->name : "link") + "): " + cause);
+  }
+}
+
+}  // namespace torchnp::core
