@@ -205,6 +205,6 @@ def test_cuda_sync_debug():
 
 
 def test_transfer_records_are_public():
-    assert torchnp.Transfer.__module__ == "torchnp._transfer"
+    assert torchnp.TransferRecord.__module__ == "torchnp._transfer"
     assert issubclass(torchnp.TransferGuardError, RuntimeError)
     assert "torchnp" in sys.modules

@@ -49,5 +49,7 @@ int run(const core::Plan& plan, const char* src, char* dst, const core::Slice* s
 
 // The fast path's functions (fast_path.cpp).
 void add_fast_path(py::module_& m);
+// Device transfers through a link (transfer.cpp).
+void add_transfers(py::module_& m);
 
 }  // namespace torchnp::bindings

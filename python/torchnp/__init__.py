@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (loads libtorch before the compiled engine needs it)
 
+from torchnp._async import Transfer, from_numpy_async, to_numpy_async
+from torchnp._device import set_staging
 from torchnp._from_numpy import from_numpy
 from torchnp._info import Info, info
 from torchnp._patch import is_patched, patch, unpatch
+from torchnp._pinned import empty_pinned, zeros_pinned
 from torchnp._pool import empty_cache
 from torchnp._stack import collate, stack_from_numpy
 from torchnp._to_numpy import to_numpy
 from torchnp._transfer import (
-    Transfer,
     TransferGuardError,
     TransferLog,
+    TransferRecord,
     transfer_guard,
     transfer_log,
 )
@@ -29,17 +32,23 @@ __all__ = [
     "Transfer",
     "TransferGuardError",
     "TransferLog",
+    "TransferRecord",
     "collate",
     "empty_cache",
+    "empty_pinned",
     "from_numpy",
+    "from_numpy_async",
     "info",
     "is_patched",
     "patch",
+    "set_staging",
     "stack_from_numpy",
     "to_numpy",
+    "to_numpy_async",
     "transfer_guard",
     "transfer_log",
     "tree_from_numpy",
     "tree_to_numpy",
     "unpatch",
+    "zeros_pinned",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _engines, _fast, _policy, _transfer
+from torchnp import _device, _engines, _fast, _policy, _transfer
 from torchnp._dtypes import (
     DTypeLike,
     ElementType,
@@ -146,7 +146,8 @@ def convert(
 ) -> torch.Tensor:
     """from_numpy's policy (after its fast path). With `deferred` (a list), a host copy is not
     run but appended to it as ``(dst, src, 0)``, for the caller to run with the others in one
-    job (Engine.copy_many); the result is then written only once that has run."""
+    job (Engine.copy_many), and a device transfer as a callable; the result is then written
+    only once those have run."""
     signature = (dtype, copy)  # as passed: the fast path's memo key
     copy = _policy.check_copy(copy)
     a = _as_array(array)
@@ -169,6 +170,8 @@ def convert(
 
     readonly = not a.flags.writeable
     on_cpu = target_device is None or target_device.type == "cpu"
+    # device="cpu" is the simulated device while _device.simulated() is active (tests).
+    on_cpu = on_cpu and not (_device.SIMULATING and target_device is not None)
     viewable = own.torch == target and torch_can_view(a, writable=False)
     if (
         copy is not True
@@ -203,7 +206,11 @@ def convert(
         _fast.remember_from_numpy(engine, key, own, swapped, target_np, target, share)
     if not on_cpu:
         result = empty_tensor_with_order(a.shape, target, a.strides, device=target_device)
-        _transfer.upload_call(engine, result, a)()
+        upload = _transfer.upload_call(engine, result, a)
+        if deferred is None:
+            upload()
+        else:  # a transfer for the caller to run after every leaf has been decided
+            deferred.append(upload)
         return result
     if pin_memory:
         result = empty_tensor_with_order(a.shape, target, a.strides, pin_memory=True)

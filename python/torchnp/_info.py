@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from torchnp import _engines, _pool
+from torchnp import _cuda_loader, _device, _engines, _pool
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class Info:
     """Facts about the running torchnp: engine, versions, build (the oldest torch the binary runs
     with, build_torch_floor, and the torch it was built against), CPU kernels, threads (the calling
     thread's torch.get_num_threads() and the helper threads the core's pool has started), and
-    the recycling pool for large outputs (its limit and the idle bytes it holds)."""
+    the recycling pool for large outputs (its limit and the idle bytes it holds), the CUDA
+    transfer engine's state and its page-locked staging."""
 
     engine: str
     fallback_reason: str | None
@@ -37,6 +38,10 @@ class Info:
     thread_pool_helpers: int = 0
     pool_limit_bytes: int = 0
     pool_cached_bytes: int = 0
+    # The CUDA transfer engine: "not built", "built, no device", "built, N device(s)"; and
+    # the page-locked staging of device transfers (limits, bytes held per device).
+    cuda: str = "not built"
+    staging: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +52,8 @@ class Info:
         for key, value in self.as_dict().items():
             if isinstance(value, tuple):
                 value = ", ".join(value) or "-"
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
             lines.append(f"{key:<{width}} : {'-' if value is None else value}")
         return "\n".join(lines)
 
@@ -104,4 +111,6 @@ def info() -> Info:
         thread_pool_helpers=helpers if engine.name == "native" else 0,
         pool_limit_bytes=_pool.POOL.limit,
         pool_cached_bytes=_pool.POOL.cached_bytes,
+        cuda=_cuda_loader.status(),
+        staging=_device.staging_info(),
     )

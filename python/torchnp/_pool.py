@@ -199,7 +199,8 @@ POOL = BufferPool(_default_limit())
 
 
 def empty_cache() -> int:
-    """Unmap the idle buffers torchnp keeps for large fresh outputs.
+    """Unmap the idle buffers torchnp keeps for large fresh outputs, and free the idle
+    page-locked staging buffers of device transfers.
 
     Large results (4 MiB or more) are carved from recycled memory so that repeated conversions
     skip the kernel's page zeroing; memory comes back to the pool when the last array using it
@@ -221,4 +222,6 @@ def empty_cache() -> int:
     >>> torchnp.empty_cache() >= 0
     True
     """
-    return POOL.clear()
+    from torchnp import _device
+
+    return POOL.clear() + _device.trim()

@@ -47,7 +47,7 @@ class TransferGuardError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Transfer:
+class TransferRecord:
     """One host <-> device conversion torchnp made.
 
     Attributes
@@ -84,7 +84,7 @@ class Transfer:
 class TransferLog:
     """What ``transfer_log()`` yields: the transfers made while it was active, in order."""
 
-    transfers: list[Transfer] = field(default_factory=list)
+    transfers: list[TransferRecord] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -108,7 +108,7 @@ class TransferLog:
 
     def summary(self) -> str:
         """One line per call site: count, bytes, time, syncs."""
-        by_site: dict[tuple[str, str], list[Transfer]] = {}
+        by_site: dict[tuple[str, str], list[TransferRecord]] = {}
         for t in self.transfers:
             by_site.setdefault((t.direction, t.site), []).append(t)
         lines = [f"{self.count} transfers, {self.nbytes} bytes, {self.seconds * 1e3:.3f} ms"]
@@ -243,7 +243,7 @@ def _checked(direction: str, device: torch.device, nbytes: int) -> Callable | No
     log_it = covered and level.startswith("log")
 
     def record(seconds: float) -> None:
-        t = Transfer(direction, str(device), nbytes, seconds, True, is_implicit, name, site)
+        t = TransferRecord(direction, str(device), nbytes, seconds, True, is_implicit, name, site)
         for log in logs:
             log.transfers.append(t)
         if log_it:

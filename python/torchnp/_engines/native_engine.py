@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
+from torchnp import _device
 from torchnp._dtypes import core_code
 from torchnp._engines.base import Engine
 
@@ -65,6 +67,24 @@ class NativeEngine(Engine):
                 items.append((dst, *core_code(dst.dtype), src, *core_code(src.dtype), negate))
         if items:
             self._C.copy_many(items)
+
+    def download(self, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> None:
+        """A device tensor into a host array through the core's transfer pipeline when the CUDA
+        module serves its device (``_device``), else torch's copy and one host copy."""
+        link = _device.link_for(src.device)
+        if link is None:
+            super().download(dst, src, negate)
+        else:
+            _device.download(link, dst, src, negate)
+
+    def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
+        """A host array into a device tensor through the transfer pipeline when the CUDA module
+        serves its device, else one host copy and torch's copy."""
+        link = _device.link_for(dst.device)
+        if link is None:
+            super().upload(dst, src)
+        else:
+            _device.upload(link, dst, src)
 
     def plan(self, dst: np.ndarray, src: np.ndarray, negate: int = 0, threads: int = 0) -> Any:
         """The core's plan for copying src into dst (a ``torchnp._C.Plan``), without running it.
