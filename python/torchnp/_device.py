@@ -284,8 +284,7 @@ def pinned_array(shape: Any, dtype: Any, order: str, zero: bool) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     nbytes = count * dt.itemsize
     link = _OVERRIDE[-1] if _OVERRIDE else None
-    cuda = _cuda_loader.load()
-    if link is None and cuda is not None and cuda.device_count():
+    if link is None and _cuda_loader.load() is not None and torch.cuda.is_available():
         link = link_for(torch.device("cuda", torch.cuda.current_device()))
     if link is not None:
         # The buffer frees itself (through the link) when the last view of it is gone.

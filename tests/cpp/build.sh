@@ -53,3 +53,4 @@ if [[ $mode == aarch64 ]]; then  # qemu-user cannot fork a multi-threaded proces
 fi
 "$build/test_core" "$oracle" "${@:2}"
 "$build/test_transfer"
+"$build/test_gather_plan"
