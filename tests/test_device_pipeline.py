@@ -158,7 +158,8 @@ def uploads(draw):
     n = int(np.prod(shape))
     a = raw[: n * src.itemsize].view(src).reshape(shape) if n else np.empty(shape, src)
     if oracle.is_floating(src) and a.size:
-        a = np.where(np.isnan(a), 0, a).astype(src)
+        with np.errstate(all="ignore"):
+            a = np.where(np.isnan(a), 0, a).astype(src)
     if src.kind == "b":
         a = raw[:n].reshape(shape) % 2 == 1
     if draw(st.booleans()) and ndim:
