@@ -4,6 +4,8 @@ The regimes (``--regimes``, all by default): P steady state (a warm loop over la
 S small calls, Z zero-copy calls, L one core busy with another process (the harness starts and
 stops it), F first call in a fresh process (each way in ``--processes`` fresh processes).
 ``--sweep`` instead runs one copy and one transpose from 16 KiB to 256 MiB (bench/sweep.py).
+``--gpu`` instead runs the device transfers G1-G5 and a link matrix (bench/gpu_cases.py), or
+with ``--simulate`` the same on the host-simulated link.
 
 For each P case it reports torchnp's time, the best built-in way (torch's or NumPy's, named), the
 bytes moved (read + written), ``speedup = baseline_s / torchnp_s``, the plans that ran and, for
@@ -37,6 +39,7 @@ TINY_LIMIT_BYTES = 8 << 20
 # Exit statuses besides 0 (and argparse's 2 for a bad option).
 DISAGREE = 1  # some built-in way's result differed from torchnp's: its numbers mean nothing
 NO_MATPLOTLIB = 3  # --plot without matplotlib installed (checked before anything runs)
+NO_DEVICE = 4  # --gpu without a CUDA device and without --simulate
 
 DESCRIPTION = (
     "torchnp against the built-ins in every regime (steady state, small calls, zero-copy, one "
@@ -45,7 +48,8 @@ DESCRIPTION = (
 )
 EPILOG = (
     "cases: {cases}. Exit status: 0, {disagree} if a built-in way's result differed from "
-    "torchnp's, {no_mpl} if --plot was given without matplotlib."
+    "torchnp's (or a --gpu case failed), {no_mpl} if --plot was given without matplotlib, "
+    "{no_device} if --gpu found no CUDA device (and no --simulate)."
 )
 
 
@@ -54,7 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m torchnp bench",
         description=DESCRIPTION,
         epilog=EPILOG.format(
-            cases=", ".join(c.name for c in CASES), disagree=DISAGREE, no_mpl=NO_MATPLOTLIB
+            cases=", ".join(c.name for c in CASES),
+            disagree=DISAGREE,
+            no_mpl=NO_MATPLOTLIB,
+            no_device=NO_DEVICE,
         ),
     )
     p.add_argument(
@@ -80,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
         "--sweep",
         action="store_true",
         help="instead: copy and transpose from 16 KiB to 256 MiB against the built-in",
+    )
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="instead: device transfers G1-G5 against the built-ins and the link, and a link "
+        "matrix (needs a CUDA device, or --simulate); --cases picks G cases",
+    )
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="with --gpu: on the host-simulated link, no GPU (checks code paths, not speed)",
+    )
+    p.add_argument(
+        "--gpu-bytes",
+        metavar="SIZE",
+        help="with --gpu: the cases' size and the matrix's largest (default 1G, --quick 256M; "
+        "simulated 64M, --quick 8M)",
     )
     p.add_argument("--threads", type=int, metavar="N", help="torch.set_num_threads(N) first")
     p.add_argument("--repeat", type=int, default=5, metavar="N", help="timed runs (default 5)")
@@ -124,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         if ns.threads < 1:
             parser.error("--threads must be at least 1")
         torch.set_num_threads(ns.threads)
+    if ns.simulate and not ns.gpu:
+        parser.error("--simulate goes with --gpu")
+    if ns.gpu:
+        return _gpu(parser, ns)
     if ns.sweep:
         if ns.regimes or ns.cases:
             parser.error("--sweep runs its own two ops: leave out --regimes and --cases")
@@ -147,6 +175,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     _write(markdown(report), report, ns, write_plot, "bench.png")
     return 0 if all(c["agrees"] for c in report["cases"]) else DISAGREE
+
+
+def _gpu(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
+    from torchnp.bench import gpu_cases as g
+
+    if ns.sweep or ns.regimes:
+        parser.error("--gpu runs its own G cases: leave out --sweep and --regimes")
+    try:
+        cases = g.select(ns.cases)
+        nbytes = None if ns.gpu_bytes is None else g.parse_bytes(ns.gpu_bytes)
+    except ValueError as exc:
+        parser.error(str(exc))
+    largest = g.SIM_BYTES if ns.simulate else None
+    if nbytes is None:
+        nbytes = {
+            (False, False): g.GPU_BYTES,
+            (False, True): g.GPU_QUICK_BYTES,
+            (True, False): g.SIM_BYTES,
+            (True, True): g.SIM_QUICK_BYTES,
+        }[ns.simulate, ns.quick]
+    if nbytes < g.MIN_CASE_BYTES or (largest is not None and nbytes > largest):
+        parser.error(
+            f"--gpu-bytes must be at least {g.MIN_CASE_BYTES >> 20} MiB"
+            + ("" if largest is None else f" and at most {largest >> 20} MiB with --simulate")
+        )
+    problem = g.device_problem(ns.simulate)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return NO_DEVICE
+    profile = "quick" if ns.quick else "full"
+    report = g.run_gpu(cases, nbytes, profile, ns.repeat, ns.simulate)
+    _write(g.gpu_markdown(report), report, ns, g.write_gpu_plot, "gpu_link.png")
+    return 0 if report["agrees"] and not report["failed_cases"] else DISAGREE
 
 
 def _write(table: str, report: dict, ns: argparse.Namespace, plot, default_png: str) -> None:
