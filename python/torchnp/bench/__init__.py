@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _gpu(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
     from torchnp.bench import gpu_cases as g
+    from torchnp.bench import gpu_report
 
     if ns.sweep or ns.regimes:
         parser.error("--gpu runs its own G cases: leave out --sweep and --regimes")
@@ -206,7 +207,7 @@ def _gpu(parser: argparse.ArgumentParser, ns: argparse.Namespace) -> int:
         return NO_DEVICE
     profile = "quick" if ns.quick else "full"
     report = g.run_gpu(cases, nbytes, profile, ns.repeat, ns.simulate)
-    _write(g.gpu_markdown(report), report, ns, g.write_gpu_plot, "gpu_link.png")
+    _write(gpu_report.gpu_markdown(report), report, ns, gpu_report.write_gpu_plot, "gpu_link.png")
     return 0 if report["agrees"] and not report["failed_cases"] else DISAGREE
 
 
