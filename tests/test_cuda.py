@@ -40,14 +40,29 @@ def _check_module_state(engine: str) -> None:
         assert torchnp.info().cuda.startswith("built, ") and "device" in torchnp.info().cuda
 
 
+def _staged_bytes() -> int:
+    return sum(_device.staging_info()["held_bytes"].values())
+
+
+@pytest.fixture(params=["8 MiB chunks", "64 KiB chunks"])
+def chunks(request):
+    """The default staging, and chunks small enough that every case spans many of them (the
+    ring's reuse, rebased drains, gathers that start mid-tensor)."""
+    if request.param.startswith("64"):
+        torchnp.set_staging(chunk_bytes=64 << 10)
+    yield request.param
+    torchnp.set_staging(chunk_bytes=8 << 20)
+
+
 @pytest.mark.parametrize(
     "make",
     [
         lambda d: torch.randn(1 << 20, device=d),  # 4 MiB: a few chunks
         lambda d: torch.randn(3, 500, 700, device=d).permute(1, 2, 0),  # dense, permuted
         lambda d: torch.randn(64, 3, 100, device=d).permute(2, 0, 1)[:, ::2],  # gathered
+        lambda d: torch.randn(256, 3, 1000, device=d).permute(2, 0, 1)[:, ::2],  # gathered, 1.5 MB
         lambda d: torch.randn(1000, 10, device=d)[:, 3],  # a strided column
-        lambda d: torch.randn(7, device=d),  # small: the direct path
+        lambda d: torch.randn(7, device=d),  # small: one chunk, one event
         lambda d: torch.randn(1 << 22, device=d).to(torch.bfloat16),
         lambda d: (torch.randn(1000, device=d) + 1j * torch.randn(1000, device=d)).conj(),
         lambda d: torch.randint(-(2**40), 2**40, (100_000,), device=d),
@@ -58,15 +73,18 @@ def _check_module_state(engine: str) -> None:
     "kwargs",
     [{}, {"order": "C"}, {"dtype": np.float32}, {"dtype": np.float64, "order": "F"}],
 )
-def test_to_numpy_of_a_cuda_tensor_is_the_cpu_result(engine, make, kwargs):
+def test_to_numpy_of_a_cuda_tensor_is_the_cpu_result(engine, chunks, make, kwargs):
     _check_module_state(engine)
     t = make("cuda")
     if t.is_complex() and "dtype" in kwargs:
         kwargs = {**kwargs, "dtype": np.complex64}
     expected = torchnp.to_numpy(t.cpu(), **kwargs, copy=True)
+    torchnp.empty_cache()
     got = torchnp.to_numpy(t, **kwargs)
     _same(got, expected)
     assert got.strides == expected.strides
+    if t.numel() and _pipeline(t.device):
+        assert _staged_bytes() > 0, "the bytes did not go through torchnp's staging"
 
 
 def test_integer_narrowing_and_bf16_widening(engine):
@@ -100,7 +118,7 @@ def test_to_numpy_into_out(engine, pinned):
     ],
 )
 @pytest.mark.parametrize("dtype", [None, torch.float32, torch.float16])
-def test_from_numpy_to_cuda_is_the_cpu_result(engine, make, dtype):
+def test_from_numpy_to_cuda_is_the_cpu_result(engine, chunks, make, dtype):
     _check_module_state(engine)
     a = make()
     expected = torchnp.from_numpy(a, dtype, copy=True)
@@ -115,6 +133,15 @@ def test_from_numpy_of_a_pinned_array(engine):
     assert torch.equal(torchnp.from_numpy(a, device="cuda").cpu(), torch.from_numpy(a.copy()))
 
 
+def test_an_upload_from_page_locked_memory_waits_for_a_pending_copy_into_it(engine):
+    g = torch.full((1 << 22,), 7.0, device="cuda")
+    pinned = torch.empty(1 << 22, pin_memory=True)
+    torch.cuda._sleep(50_000_000)
+    pinned.copy_(g, non_blocking=True)  # lands later, on the current stream
+    r = torchnp.from_numpy(pinned.numpy(), torch.float64, device="cuda")  # a cast: host-packed
+    assert bool((r == 7.0).all())
+
+
 def test_reads_are_ordered_after_the_current_streams_work(engine):
     side = torch.cuda.Stream()
     with torch.cuda.stream(side):
@@ -127,10 +154,11 @@ def test_reads_are_ordered_after_the_current_streams_work(engine):
 
 def test_results_are_ready_for_the_current_stream(engine):
     side = torch.cuda.Stream()
-    a = np.arange(1 << 22, dtype=np.float32)
+    a = np.arange(1 << 22, dtype=np.uint8)
     with torch.cuda.stream(side):
-        t = torchnp.from_numpy(a, device="cuda")
-        s = t.sum()  # queued on `side` after the upload
+        # uint8 -> float32 widens on the device, queued on `side`: the sum must follow it.
+        t = torchnp.from_numpy(a, torch.float32, device="cuda")
+        s = t.double().sum()  # queued on `side` after the upload
     side.synchronize()
     assert s.item() == float(a.astype(np.float64).sum())
 
@@ -140,7 +168,9 @@ def test_async_handles_on_several_streams(engine):
     handles, expected = [], []
     for i, s in enumerate(streams):
         with torch.cuda.stream(s):
-            t = torch.full((1 << 21,), float(i), device="cuda")
+            t = torch.empty(1 << 21, device="cuda")
+            torch.cuda._sleep(20_000_000)  # a read not ordered after the fill sees garbage
+            t.fill_(float(i))
             handles.append(torchnp.to_numpy_async(t, np.float64))
             expected.append(np.full(1 << 21, float(i)))
             handles.append(torchnp.from_numpy_async(expected[-1], device="cuda"))
@@ -166,7 +196,8 @@ def test_two_devices_each_with_the_right_device_current(engine):
 
 
 def test_staging_is_bounded_reported_and_released(engine):
-    torchnp.to_numpy(torch.randn(1 << 26, device="cuda"))  # 256 MiB: many chunks
+    t = torch.randn(1 << 26, device="cuda")  # 256 MiB: many chunks
+    _same(torchnp.to_numpy(t), t.cpu().numpy())
     info = torchnp.info()
     if _pipeline(torch.device("cuda")):
         held = sum(info.staging["held_bytes"].values())

@@ -34,11 +34,12 @@ CHUNK = 256  # bytes: a few hundred elements make many chunks
 SOURCE_TYPES = [
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
     torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128,
-    torch.float8_e4m3fn, torch.uint16,
+    torch.float8_e4m3fn, torch.uint16, torch.uint32, torch.uint64, torch.int16,
 ]  # fmt: skip
 TARGETS = [
     np.float32, np.float64, np.float16, ml_dtypes.bfloat16, np.int64, np.int32, np.int16,
     np.int8, np.uint8, np.bool_, np.complex64, np.complex128, ml_dtypes.float8_e5m2,
+    np.uint16, np.uint32, np.uint64,
 ]  # fmt: skip
 
 
@@ -168,7 +169,19 @@ def uploads(draw):
         a = a.T
     if draw(st.booleans()) and src.itemsize > 1 and src.kind != "V":
         a = a.astype(src.newbyteorder(">"))
-    target = draw(st.sampled_from([None, torch.float32, torch.float64, torch.int32, torch.float16]))
+    target = draw(
+        st.sampled_from(
+            [
+                None,
+                torch.float32,
+                torch.float64,
+                torch.int32,
+                torch.float16,
+                torch.int64,
+                torch.int16,
+            ]
+        )
+    )
     return a, target, draw(st.integers(1, 4))
 
 
@@ -202,7 +215,12 @@ def test_upload_through_the_pipeline_is_numpys_cast(case):
         ]
     oracle.assert_tensor_bits(result, oracle.cast(oracle.native_copy(a), target_np))
     if result.numel():
-        assert stats["bytes_h2d"] == result.numel() * result.element_size()
+        native = np.dtype(a.dtype).newbyteorder("=")
+        own_t = next(t for t, d in oracle.TORCH_TO_NUMPY.items() if d == native)
+        # Integer widening runs on the device: the narrow bytes cross.
+        on_device = _device._widens_exactly(own_t, result.dtype)
+        crossing = own_t.itemsize if on_device else result.element_size()
+        assert stats["bytes_h2d"] == result.numel() * crossing
         assert stats["join_stream"], "the result must be joined to the user's stream"
 
 
@@ -215,6 +233,21 @@ def test_integer_narrowing_runs_on_the_device_and_halves_the_bytes():
     assert stats["bytes_d2h"] == t.numel() * 4  # int32 crossed, not int64
 
 
+def test_integer_widening_runs_on_the_device_and_sends_the_narrow_bytes():
+    a = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)[:, ::-1]
+    with _device.simulated(chunk_bytes=4096) as link:
+        r = torchnp.from_numpy_async(a, torch.float32, device="cpu").result()
+        stats = link.link_stats()
+    assert torch.equal(r, torch.from_numpy(a.astype(np.float32)))
+    assert stats["bytes_h2d"] == a.size  # uint8 crossed, not float32
+    # A float widening stays on the host (exact NaN payloads): the wide bytes cross.
+    h = np.random.default_rng(1).random(1000).astype(np.float16)
+    with _device.simulated(chunk_bytes=4096) as link:
+        r = torchnp.from_numpy_async(h, torch.float32, device="cpu").result()
+        assert link.link_stats()["bytes_h2d"] == h.size * 4
+    assert torch.equal(r, torch.from_numpy(h.astype(np.float32)))
+
+
 def test_a_permuted_sliced_source_is_gathered_chunk_by_chunk():
     base = torch.randn(64, 3, 50)
     t = base.permute(2, 0, 1)[:, ::2]  # not dense: packed on the device
@@ -224,6 +257,20 @@ def test_a_permuted_sliced_source_is_gathered_chunk_by_chunk():
     assert np.array_equal(r, np.ascontiguousarray(t.numpy()))
     n_chunks = -(-t.numel() * 4 // 1024)
     assert stats["gathers"] == n_chunks and stats["copies"] == n_chunks
+    # The staging chunk grown after the scratch was sized (set_staging during a call): each
+    # chunk is gathered in scratch-sized pieces, never past the scratch.
+    with _device.simulated(chunk_bytes=1024) as link:
+        link.configure(4096, 1 << 20)
+        scratch = _device._scratch
+        _device._scratch = lambda device, lk: np.empty(1000, np.uint8)  # 250 floats
+        try:
+            r3 = torchnp.to_numpy_async(t, order="C").result()
+        finally:
+            _device._scratch = scratch
+        total = t.numel() * 4
+        lengths = [min(4096, total - off) for off in range(0, total, 4096)]
+        assert link.link_stats()["gathers"] == sum(-(-n // 1000) for n in lengths)
+    assert np.array_equal(r3, r)
     # Without the link's gather torch packs it first: same bytes.
     with _device.simulated(chunk_bytes=1024, gather=False) as link:
         r2 = torchnp.to_numpy_async(t, order="C").result()

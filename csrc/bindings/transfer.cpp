@@ -71,7 +71,7 @@ class Link {
 
   // dst (host ndarray) <- `src_addr`: the device bytes, numel * itemsize(src_code) of them,
   // laid out densely with `src_strides` (bytes, one per dim of dst) — or, with `gather`
-  // = (shape, strides, scratch_addr), packed by the link from a strided device source at
+  // = (shape, strides, scratch_addr, scratch_bytes), packed by the link from a strided device source at
   // `src_addr` in that C order first.
   void download(const py::array& dst, int dst_code, bool dst_swapped, uint64_t src_addr,
                 int src_code, const std::vector<int64_t>& src_strides, int negate,
@@ -103,6 +103,7 @@ class Link {
       std::copy(strides.begin(), strides.end(), job.gather.strides.begin());
       job.gather.itemsize = core::itemsize(s.dtype);
       job.gather.scratch = (*gather)[2].cast<uint64_t>();
+      job.gather.scratch_bytes = (*gather)[3].cast<int64_t>();
     }
     job.direct = dst_pinned && !gather && whole_memcpy(plan);
     run([&](core::Staging* st) {
@@ -153,6 +154,7 @@ class Link {
       std::lock_guard lock(mu_);
       st = staging_;
     }
+    py::gil_scoped_release no_gil;  // cudaFreeHost waits for the device to be idle
     return st->trim();
   }
   py::dict staging_stats() const {
@@ -222,6 +224,8 @@ struct PinnedBuffer {
   int64_t bytes = 0;
   ~PinnedBuffer() {
     if (address) {
+      // cudaFreeHost waits for the device to be idle: other Python threads run meanwhile.
+      py::gil_scoped_release no_gil;
       try {
         link->free_host(address);
       } catch (...) {  // nothing to tell from a destructor; the memory leaks instead

@@ -52,6 +52,12 @@ void SimulatedLink::fail_copy(int64_t nth, std::string cause) {
   fail_cause_ = std::move(cause);
 }
 
+void SimulatedLink::fail_alloc(int64_t count, int64_t delay_us) {
+  std::lock_guard lock(mu_);
+  fail_allocs_ = count;
+  fail_alloc_delay_us_ = delay_us;
+}
+
 void SimulatedLink::reset() {
   std::lock_guard lock(mu_);
   fail_at_ = -1;
@@ -150,6 +156,18 @@ int SimulatedLink::failed(std::string message) {
 }
 
 int SimulatedLink::c_alloc_host(void* self, size_t bytes, void** out) {
+  int64_t delay = -1;
+  {
+    std::lock_guard lock(self_of(self)->mu_);
+    if (self_of(self)->fail_allocs_ > 0) {
+      --self_of(self)->fail_allocs_;
+      delay = self_of(self)->fail_alloc_delay_us_;
+    }
+  }
+  if (delay >= 0) {
+    std::this_thread::sleep_for(std::chrono::microseconds(delay));
+    return self_of(self)->failed("simulated alloc_host: out of page-locked memory");
+  }
   const size_t rounded = (bytes + 255) / 256 * 256;
   void* p = std::aligned_alloc(256, rounded ? rounded : 256);
   if (!p) return self_of(self)->failed("simulated alloc_host: out of memory");

@@ -5,7 +5,7 @@
 //
 // Fault injection: fail_copy(n, cause) makes the n-th copy or gather from now fail (it moves no
 // byte); like a CUDA stream error, every event recorded after it then fails with that cause
-// until reset(). Streams are recorded, not modelled: after_stream / join_stream calls are
+// until reset(); fail_alloc(n) refuses the next n page-locked allocations. Streams are recorded, not modelled: after_stream / join_stream calls are
 // counted per stream value for the tests.
 #pragma once
 
@@ -41,6 +41,8 @@ class SimulatedLink {
 
   const torchnp_link* link() const { return &link_; }
   void fail_copy(int64_t nth, std::string cause);
+  // The next `count` alloc_host calls fail (out of memory), each after `delay_us`.
+  void fail_alloc(int64_t count, int64_t delay_us = 0);
   void reset();  // forgets a fault and its sticky error
   void set_delay_us(int64_t us);
   Stats stats() const;
@@ -90,6 +92,7 @@ class SimulatedLink {
   uint64_t next_event_ = 1;
   std::map<uint64_t, Event> events_;
   int64_t fail_at_ = -1;  // copies and gathers left before the failing one; -1: none
+  int64_t fail_allocs_ = 0, fail_alloc_delay_us_ = 0;
   std::string fail_cause_, sticky_;
   std::map<void*, size_t> host_;
   Stats stats_;

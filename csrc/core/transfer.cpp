@@ -42,12 +42,16 @@ class Ring {
   size_t size() const { return buffers_.size(); }
   char* buffer(int64_t k) const { return buffers_[slot(k)]; }
 
+  // Before enqueueing work for chunk k: until its event is recorded, a failure leaves work in
+  // flight that no event covers.
+  void enqueueing() { dirty_ = true; }
   // The event after chunk k's copies; slot k % size must be free.
   void record(int64_t k) {
     uint64_t ev = 0;
     check(link_, link_->record(link_->self, &ev), "record");
     events_[slot(k)] = ev;
     pending_[slot(k)] = true;
+    dirty_ = false;
   }
   // Waits for chunk k's event and frees its slot (no-op when nothing is pending there).
   void wait(int64_t k) {
@@ -67,13 +71,21 @@ class Ring {
 
  private:
   size_t slot(int64_t k) const { return static_cast<size_t>(k % static_cast<int64_t>(size())); }
-  // Copies still in flight must land before their buffers go back to the pool.
+  // Copies still in flight must land before their buffers go back to the pool: the recorded
+  // events, and, after a failure between a copy and its event (a failed record, a copy that
+  // failed after its gather went in), one more event behind everything enqueued.
   void drain_quietly() noexcept {
+    bool unrecorded = dirty_;
     for (size_t s = 0; s < size(); ++s) {
       if (!pending_[s]) continue;
       pending_[s] = false;
       link_->wait(link_->self, events_[s]);
       link_->release_event(link_->self, events_[s]);
+    }
+    uint64_t ev = 0;
+    if (unrecorded && link_->record(link_->self, &ev) == 0) {
+      link_->wait(link_->self, ev);
+      link_->release_event(link_->self, ev);
     }
   }
 
@@ -82,6 +94,7 @@ class Ring {
   std::vector<char*> buffers_;
   std::vector<uint64_t> events_;
   std::vector<bool> pending_;
+  bool dirty_ = false;
 };
 
 void validate(const torchnp_link* link, Staging* staging, const Plan* plan, int64_t bytes) {
@@ -126,6 +139,7 @@ std::vector<char*> Staging::acquire(int want) {
       lock.lock();
       if (rc != 0) {
         --held_;
+        returned_.notify_all();  // a waiter that counted on this reservation must look again
         if (!got.empty()) return got;  // fewer buffers, still a pipeline
         lock.unlock();
         throw TransferError("torchnp: cannot allocate page-locked staging (" +
@@ -141,18 +155,21 @@ std::vector<char*> Staging::acquire(int want) {
 }
 
 void Staging::release(const std::vector<char*>& buffers) {
+  std::vector<char*> freed;
   {
     std::lock_guard lock(mu_);
     for (char* p : buffers) {
       if (held_ * chunk_ > cap_) {  // over a lowered cap: give it back now
         --held_;
-        link_->free_host(link_->self, p);
+        freed.push_back(p);
       } else {
         idle_.push_back(p);
       }
     }
   }
   returned_.notify_all();
+  // Outside the lock: cudaFreeHost waits for the device to be idle.
+  for (char* p : freed) link_->free_host(link_->self, p);
 }
 
 int64_t Staging::trim() {
@@ -196,8 +213,11 @@ void download(const Download& job) {
   if (job.bytes != plan.numel * isz) {
     throw std::invalid_argument("torchnp: download size differs from the planned copy");
   }
-  if (job.gather.ndim > 0 && (!job.link->gather || job.gather.itemsize != isz)) {
-    throw std::invalid_argument("torchnp: gather not available on this link, or wrong itemsize");
+  if (job.gather.ndim > 0 &&
+      (!job.link->gather || job.gather.itemsize != isz || job.gather.scratch_bytes < isz ||
+       job.gather.scratch_bytes % isz != 0)) {
+    throw std::invalid_argument(
+        "torchnp: gather not available on this link, or a wrong itemsize or scratch size");
   }
   const torchnp_link* link = job.link;
   check(link, link->after_stream(link->self, job.stream), "after_stream");
@@ -228,17 +248,27 @@ void download(const Download& job) {
   const auto r = static_cast<int64_t>(ring.size());
   auto issue = [&](int64_t k) {
     const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
-    uint64_t from = job.src + static_cast<uint64_t>(off);
-    if (job.gather.ndim > 0) {
+    ring.enqueueing();
+    if (job.gather.ndim == 0) {
+      check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k),
+                             job.src + static_cast<uint64_t>(off), static_cast<size_t>(len)),
+            "copy");
+    } else {
+      // Packed through the scratch in pieces of its size (the staging chunk may have grown
+      // since the scratch was sized): the copy stream runs them in order, so one scratch
+      // serves every piece.
       const Gather& g = job.gather;
-      check(link, link->gather(link->self, g.scratch, job.src, static_cast<size_t>(isz), g.ndim,
-                               g.shape.data(), g.strides.data(), off / isz, (off + len) / isz),
-            "gather");
-      from = g.scratch;
+      for (int64_t sub = 0; sub < len; sub += g.scratch_bytes) {
+        const int64_t n = std::min(g.scratch_bytes, len - sub);
+        check(link, link->gather(link->self, g.scratch, job.src, static_cast<size_t>(isz), g.ndim,
+                                 g.shape.data(), g.strides.data(), (off + sub) / isz,
+                                 (off + sub + n) / isz),
+              "gather");
+        check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k) + sub,
+                               g.scratch, static_cast<size_t>(n)),
+              "copy");
+      }
     }
-    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k), from,
-                           static_cast<size_t>(len)),
-          "copy");
     ring.record(k);
   };
   for (int64_t k = 0; k < std::min(r, n); ++k) issue(k);
@@ -279,6 +309,7 @@ void upload(const Upload& job) {
       const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
       execute(plan, job.src, rebased(ring.buffer(k), off),
               Slice{Order::kDestination, off / isz, (off + len) / isz});
+      ring.enqueueing();
       check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE, ring.buffer(k),
                              job.dst + static_cast<uint64_t>(off), static_cast<size_t>(len)),
             "copy");
@@ -292,9 +323,9 @@ void upload(const Upload& job) {
   const int rc_wait = link->wait(link->self, done);
   std::string cause = (rc_join || rc_wait) && link->error ? link->error(link->self) : "";
   link->release_event(link->self, done);
-  if (rc_join || rc_wait) {
+  if (rc_join || rc_wait) {  // the cause is the last failed call's: the wait's when both failed
     throw TransferError("torchnp: device transfer failed (" +
-                        std::string(rc_join ? "join_stream" : "wait") + " on " +
+                        std::string(rc_wait ? "wait" : "join_stream") + " on " +
                         (link->name ? link->name : "link") + "): " + cause);
   }
 }

@@ -74,13 +74,15 @@ class Staging {
 
 // The device side of a download: `bytes` bytes that cross the link, densely, in the order the
 // plan numbers its source (Order::kSource). Either they lie densely at `data` (the lowest
-// byte), or `gather.ndim > 0` and the link packs them chunk by chunk from a strided source
-// (element (0, ..., 0) at `data`) into `gather.scratch` first (at least one chunk of bytes).
+// byte), or `gather.ndim > 0` and the link packs them piece by piece from a strided source
+// (element (0, ..., 0) at `data`) into device scratch first: `scratch_bytes` of it (a multiple
+// of the itemsize; a chunk's worth saves gathers), reused by every piece.
 struct Gather {
   int ndim = 0;
   std::array<int64_t, 8> shape{}, strides{};  // C order of the packed elements; byte strides
   int64_t itemsize = 0;
   uint64_t scratch = 0;
+  int64_t scratch_bytes = 0;
 };
 
 struct Download {

@@ -66,7 +66,7 @@ class Transfer(concurrent.futures.Future):
         return f"<torchnp.Transfer {state}>"
 
 
-def _start(result: Any, deferred: list, keep: tuple, stream: Any) -> Transfer:
+def _start(result: Any, deferred: list, keep: tuple, ordering: tuple | None) -> Transfer:
     handle = Transfer()
     if not deferred:  # nothing to move (a shared view, an empty result)
         handle.set_running_or_notify_cancel()
@@ -76,13 +76,13 @@ def _start(result: Any, deferred: list, keep: tuple, stream: Any) -> Transfer:
 
     def work() -> None:
         if not handle.set_running_or_notify_cancel():
+            handle._keep = ()
             return
         try:
-            if stream is not None:  # the caller's stream orders the device copies
-                with torch.cuda.stream(stream):
-                    _run(deferred)
-            else:
+            if ordering is None:
                 _run(deferred)
+            else:
+                _run_on_device(deferred, *ordering)
         except BaseException as exc:
             handle.set_exception(exc)
         else:
@@ -103,10 +103,29 @@ def _run(deferred: list) -> None:
             d()
 
 
-def _current_stream(device: torch.device | None) -> Any:
+def _ordering(device: torch.device | None) -> tuple | None:
+    """For a CUDA transfer: the caller's current stream, and an event recorded on it now, so
+    the copies wait for the work queued before the call and not for what the caller queues
+    after it."""
     if device is None or device.type != "cuda":
         return None
-    return torch.cuda.current_stream(device)
+    stream = torch.cuda.current_stream(device)
+    event = torch.cuda.Event()
+    event.record(stream)
+    return stream, event
+
+
+def _run_on_device(deferred: list, stream: Any, event: Any) -> None:
+    # A stream of the worker's own that waits for the call-time event; the device guard keeps
+    # the worker thread's current device (and so no context on another GPU) as it was.
+    with torch.cuda.device(stream.device):
+        side = torch.cuda.Stream(stream.device)
+        side.wait_event(event)
+        with torch.cuda.stream(side):
+            _run(deferred)
+        # What the transfer queued on the device (an upload's widening cast) before the
+        # caller's stream uses the result.
+        stream.wait_stream(side)
 
 
 def to_numpy_async(
@@ -121,7 +140,8 @@ def to_numpy_async(
 
     Same parameters and result as :func:`torchnp.to_numpy`. Errors in the arguments raise now;
     errors while moving bytes (a device fault) come from ``result()``. A CUDA tensor's read is
-    ordered after the work already queued on the current stream, without a device-wide wait.
+    ordered after the work queued on the current stream before this call (an event recorded
+    now; later work does not delay it), without a device-wide wait.
 
     Returns
     -------
@@ -139,7 +159,7 @@ def to_numpy_async(
     t = tensor
     result = _to_numpy.convert(t, dtype, copy, order, out, deferred)
     device = t.device if isinstance(t, torch.Tensor) else None
-    return _start(result, deferred, (tensor, out), _current_stream(device))
+    return _start(result, deferred, (tensor, out), _ordering(device))
 
 
 def from_numpy_async(
@@ -170,4 +190,4 @@ def from_numpy_async(
     """
     deferred: list = []
     result = _from_numpy.convert(array, dtype, device, copy, pin_memory, share_readonly, deferred)
-    return _start(result, deferred, (array,), _current_stream(result.device))
+    return _start(result, deferred, (array,), _ordering(result.device))

@@ -8,7 +8,9 @@ layout change of the host side fused into that drain. A permuted or sliced devic
 packed on the device chunk by chunk (the link's gather), so the extra device memory is one
 chunk. Integer narrowing (int64 -> int32, ...) runs on the device first, as torch's and
 NumPy's casts agree bit for bit there; float casts run on the host, where the core reproduces
-NumPy's exactly (NaN payloads included), which a device cast does not.
+NumPy's exactly (NaN payloads included), which a device cast does not. An upload that only
+widens integers (uint8 -> float32, int32 -> int64, ...) sends the narrow bytes and widens on the
+device, where torch's cast is exact for those pairs.
 
 Without the CUDA module (a CPU build, a CPU torch, the Python engine) the engines fall back on
 torch's ``copy_`` and the same calls give the same bytes.
@@ -20,6 +22,7 @@ without a GPU: "device" memory is host memory (a CPU tensor), a worker thread do
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -236,7 +239,7 @@ def download(link: Any, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> 
         step *= shape[d]
     scratch = _scratch(src.device, link)
     gather = ([shape[d] for d in order], [src.stride()[d] * isz for d in order],
-              _address(scratch))  # fmt: skip
+              _address(scratch), _nbytes(scratch) // isz * isz)  # fmt: skip
     link.download(dst, d_code, d_swap, src.data_ptr(), target.code, link_strides, negate,
                   gather, stream, _BUFFERS, pinned)  # fmt: skip
 
@@ -252,10 +255,22 @@ def upload(link: Any, dst: torch.Tensor, src: np.ndarray) -> None:
         upload(link, tmp, src)
         dst.copy_(tmp)
         return
+    own = element_type_of_numpy(src.dtype)[0].torch
+    if own is not None and _widens_exactly(own, dst.dtype):
+        # The narrow bytes cross and the device widens them (uint8 images: a quarter of the
+        # bytes); the cast is queued on the current stream, which the upload joined.
+        narrow = torch.empty_strided(dst.shape, dst.stride(), dtype=own, device=dst.device)
+        upload(link, narrow, src)
+        dst.copy_(narrow)
+        return
+    stream = _stream_of(dst.device)
+    if dst.device.type == "cuda" and _page_locked(src):
+        # The host threads read `src` now: a pending device -> host copy into this page-locked
+        # memory on the current stream (torch's non_blocking=True) must land first.
+        torch.cuda.current_stream(dst.device).synchronize()
     s_code, s_swap = core_code(src.dtype)
     link.upload(dst.data_ptr(), element_type_of_torch(dst.dtype).code,
-                dense, src, s_code, s_swap, _stream_of(dst.device), _BUFFERS,
-                is_pinned(src))  # fmt: skip
+                dense, src, s_code, s_swap, stream, _BUFFERS, is_pinned(src))  # fmt: skip
 
 
 def _scratch(device: torch.device, link: Any) -> Any:
@@ -271,6 +286,36 @@ def _address(buffer: Any) -> int:
     if isinstance(buffer, torch.Tensor):
         return buffer.data_ptr()
     return buffer.ctypes.data
+
+
+def _nbytes(buffer: Any) -> int:
+    if isinstance(buffer, torch.Tensor):
+        return buffer.numel() * buffer.element_size()
+    return buffer.nbytes
+
+
+def _widens_exactly(src: torch.dtype | None, dst: torch.dtype) -> bool:
+    """Whether torch's device cast from `src` to the wider `dst` gives NumPy's values bit for bit:
+    integers into wider integers (sign or zero extension on both sides), and integers into a
+    float whose mantissa holds every value (so no rounding rule is involved). Float widening is
+    left to the host: device casts do not keep NumPy's NaN payloads."""
+    small = (torch.bool, torch.int8, torch.uint8, torch.int16)
+    if src in small and dst in (torch.float32, torch.float64):
+        return True
+    if src == torch.int32 and dst == torch.float64:
+        return True
+    ints = (torch.bool, torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+    return src in ints and dst in ints[1:] and dst.itemsize > src.itemsize
+
+
+def _page_locked(a: np.ndarray) -> bool:
+    """Whether `a`'s memory is page-locked (torchnp's pinned arrays, or any the driver knows)."""
+    if is_pinned(a):
+        return True
+    if not torch.cuda.is_available():
+        return False
+    first = (ctypes.c_uint8 * 1).from_address(a.__array_interface__["data"][0])
+    return torch.from_numpy(np.ctypeslib.as_array(first)).is_pinned()
 
 
 def pinned_array(shape: Any, dtype: Any, order: str, zero: bool) -> np.ndarray:

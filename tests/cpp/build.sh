@@ -38,6 +38,7 @@ cmake --build "$build"
 if [[ -n ${NO_RUN:-} ]]; then exit 0; fi
 if [[ $mode == tsan ]]; then
   TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" "$build/test_core" --pool-only
+  TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" "$build/test_transfer" --quick
   exit
 fi
 # Regenerate when the generator or the element-type table changed (or NumPy/ml_dtypes did:
@@ -49,6 +50,7 @@ fi
 if [[ $mode == aarch64 ]]; then  # qemu-user cannot fork a multi-threaded process
   TORCHNP_TEST_NO_FORK=1 qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_core" "$oracle" "${@:2}"
   qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_transfer" --quick
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$build/test_gather_plan" --quick
   exit
 fi
 "$build/test_core" "$oracle" "${@:2}"

@@ -10,8 +10,11 @@
 // Usage: test_transfer [--quick]   (the TSan build runs --quick)
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -178,7 +181,11 @@ void test_random_transfers(int cases, bool quick) {
           job.gather.shape[q] = shape[order[q]];
           job.gather.strides[q] = own.strides[order[q]];
         }
-        scratch.resize(static_cast<size_t>(chunk));
+        // A chunk's worth, or less (the staging chunk grew since the scratch was sized): the
+        // pipeline then gathers each chunk in pieces.
+        const int64_t pieces = 1 + static_cast<int64_t>(rng() % 3);
+        job.gather.scratch_bytes = std::max<int64_t>(isz, chunk / pieces / isz * isz);
+        scratch.resize(static_cast<size_t>(job.gather.scratch_bytes));
         job.gather.scratch = addr(scratch.data());
         job.src = addr(strided.data + own.offset);
       } else {
@@ -354,6 +361,96 @@ void test_staging_reuse() {
   CHECK(std::memcmp(dev.data, host.data, static_cast<size_t>(n)) == 0, "capped download wrong");
 }
 
+// Page-locked memory running out: a transfer with no buffer fails naming the cause and leaves
+// nothing reserved; one that got some buffers runs on those; a waiter is not left hanging.
+void test_allocation_failures() {
+  std::mt19937_64 rng(11);
+  SimulatedLink sim({});
+  const int64_t chunk = 1024, n = 8192;
+  Staging staging(sim.link(), chunk, 4 * chunk);
+  Block dev(n, rng), host(n, rng);
+  std::vector<int64_t> s1{1};
+  const std::vector<int64_t> shape{n};
+  Operand src{reinterpret_cast<char*>(uintptr_t{64}), ScalarType::kUInt8, false, s1};
+  Operand dst{host.data, ScalarType::kUInt8, false, s1};
+  Plan plan = plan_copy(shape, dst, src);
+  Download job;
+  job.link = sim.link();
+  job.staging = &staging;
+  job.src = addr(dev.data);
+  job.bytes = n;
+  job.plan = &plan;
+  job.dst = host.data;
+  job.buffers = 4;
+  sim.fail_alloc(1);
+  bool threw = false;
+  try {
+    download(job);
+  } catch (const TransferError& e) {
+    threw = std::string(e.what()).find("out of page-locked memory") != std::string::npos;
+  }
+  CHECK(threw, "a failed staging allocation did not raise TransferError naming it");
+  CHECK(staging.stats().buffers == 0, "a failed allocation stayed reserved");
+  job.buffers = 1;
+  download(job);  // one idle buffer now
+  job.buffers = 4;
+  sim.fail_alloc(2);  // the idle buffer, then two refusals: a ring of fewer buffers
+  std::memset(host.data, 0, static_cast<size_t>(n));
+  download(job);
+  CHECK(std::memcmp(dev.data, host.data, static_cast<size_t>(n)) == 0, "short ring wrong");
+  // Two threads on a one-buffer cap while allocations fail now and then: both finish.
+  staging.trim();
+  staging.set_cap(chunk);
+  std::atomic<int> done{0};
+  auto worker = [&] {
+    for (int i = 0; i < 50; ++i) {
+      try {
+        download(job);
+      } catch (const TransferError&) {
+      }
+    }
+    ++done;
+  };
+  std::thread a(worker), b(worker), c([&] {
+    for (int i = 0; i < 20; ++i) {
+      sim.fail_alloc(1);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  a.join();
+  b.join();
+  c.join();
+  CHECK(done == 2, "a transfer hung after an allocation failure");
+  CHECK(staging.stats().buffers <= 1, "cap of one buffer exceeded");
+
+  // The window itself: A reserves the only buffer and its allocation fails slowly; B, arriving
+  // meanwhile, waits for it; A's failure must wake B, which then allocates and finishes.
+  staging.trim();
+  sim.fail_alloc(1, 100000);
+  std::thread first([&] {
+    try {
+      download(job);
+    } catch (const TransferError&) {
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto second_done = std::make_shared<std::atomic<bool>>(false);
+  std::thread second([&job, second_done] {
+    download(job);
+    *second_done = true;
+  });
+  first.join();
+  for (int i = 0; i < 200 && !*second_done; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!*second_done) {
+    std::printf("FAIL: a transfer waiting for staging was never woken by a failed allocation\n");
+    std::fflush(stdout);
+    std::_Exit(1);  // the waiter would hang the process at exit
+  }
+  second.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -362,6 +459,7 @@ int main(int argc, char** argv) {
   test_faults();
   test_concurrency(quick ? 20 : 100);
   test_staging_reuse();
+  test_allocation_failures();
   if (g_failures) {
     std::printf("test_transfer: %d failure(s)\n", g_failures);
     return 1;
