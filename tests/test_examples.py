@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -75,3 +76,11 @@ def test_dropin_legacy_code_runs_under_the_patch(engine, tmp_path):
     _assert_valid_png(out)
     with pytest.raises((TypeError, RuntimeError)):  # torch alone: the same legacy call fails
         example.summarize(layer.weight)
+
+
+def test_overlapped_metrics_equal_the_waiting_loop(engine):
+    example = _load("overlapped_metrics")
+    acc, matrix = example.main(batches=5, batch=256)
+    acc_plain, matrix_plain = example.main(batches=5, batch=256, overlap=False)
+    assert matrix.sum() == 5 * 256
+    assert np.array_equal(matrix, matrix_plain) and acc == acc_plain
