@@ -71,44 +71,46 @@ class Link {
 
   // dst (host ndarray) <- `src_addr`: the device bytes, numel * itemsize(src_code) of them,
   // laid out densely with `src_strides` (bytes, one per dim of dst) — or, with `gather`
-  // = (shape, strides, scratch_addr, scratch_bytes), packed by the link from a strided device source at
-  // `src_addr` in that C order first.
+  // = (shape, strides, scratch_addr, scratch_bytes), packed by the link from a strided device
+  // source at `src_addr` in that C order first.
   void download(const py::array& dst, int dst_code, bool dst_swapped, uint64_t src_addr,
                 int src_code, const std::vector<int64_t>& src_strides, int negate,
                 const std::optional<py::tuple>& gather, uint64_t stream, int buffers,
                 bool dst_pinned) {
-    if (!dst.writeable()) throw std::invalid_argument("torchnp._C.Link.download: dst read-only");
-    if (src_strides.size() != static_cast<size_t>(dst.ndim())) {
-      throw std::invalid_argument("torchnp._C.Link.download: one source stride per dimension");
-    }
-    const core::Operand d = make_operand(dst, dst_code, dst_swapped);
-    const core::Operand s = dense_operand(src_code, src_strides);
-    const core::Plan plan = core::plan_copy(shape_of(dst), d, s, to_negate(negate), torch_threads());
-    core::Download job;
-    job.link = link_;
-    job.src = src_addr;
-    job.bytes = plan.numel * core::itemsize(s.dtype);
-    job.plan = &plan;
-    job.dst = d.data;
+    core::Plan plan;
+    core::Download job = make_download(dst, dst_code, dst_swapped, src_addr, src_code, src_strides,
+                                       negate, gather, dst_pinned, plan);
     job.stream = stream;
     job.buffers = buffers;
-    if (gather) {
-      const auto shape = (*gather)[0].cast<std::vector<int64_t>>();
-      const auto strides = (*gather)[1].cast<std::vector<int64_t>>();
-      if (shape.size() != strides.size() || shape.empty() || shape.size() > 8) {
-        throw std::invalid_argument("torchnp._C.Link.download: gather needs 1-8 dims");
-      }
-      job.gather.ndim = static_cast<int>(shape.size());
-      std::copy(shape.begin(), shape.end(), job.gather.shape.begin());
-      std::copy(strides.begin(), strides.end(), job.gather.strides.begin());
-      job.gather.itemsize = core::itemsize(s.dtype);
-      job.gather.scratch = (*gather)[2].cast<uint64_t>();
-      job.gather.scratch_bytes = (*gather)[3].cast<int64_t>();
-    }
-    job.direct = dst_pinned && !gather && whole_memcpy(plan);
     run([&](core::Staging* st) {
       job.staging = st;
       core::download(job);
+    });
+  }
+
+  // Several downloads as one pipeline: items as download() takes them (without stream and
+  // buffers, shared), a list that keeps the arrays alive while the GIL is released.
+  void download_many(const py::list& items, uint64_t stream, int buffers) {
+    std::vector<core::Plan> plans(items.size());  // sized first: the jobs point into it
+    std::vector<core::Download> jobs;
+    jobs.reserve(items.size());
+    size_t i = 0;
+    for (const py::handle item : items) {
+      const auto t = py::reinterpret_borrow<py::tuple>(item);
+      if (py::len(t) != 9) throw std::invalid_argument("torchnp._C.Link.download_many: 9-tuples");
+      const auto gather = t[7].is_none() ? std::optional<py::tuple>()
+                                         : std::optional<py::tuple>(t[7].cast<py::tuple>());
+      jobs.push_back(make_download(t[0].cast<py::array>(), t[1].cast<int>(), t[2].cast<bool>(),
+                                   t[3].cast<uint64_t>(), t[4].cast<int>(),
+                                   t[5].cast<std::vector<int64_t>>(), t[6].cast<int>(), gather,
+                                   t[8].cast<bool>(), plans[i]));
+      jobs.back().stream = stream;
+      jobs.back().buffers = buffers;
+      ++i;
+    }
+    run([&](core::Staging* st) {
+      for (core::Download& job : jobs) job.staging = st;
+      core::download_batch(jobs);
     });
   }
 
@@ -190,6 +192,43 @@ class Link {
     }
   }
 
+  // The job for one download (staging, stream and buffers left to the caller); `plan` receives
+  // the host side's plan, which the job points to.
+  core::Download make_download(const py::array& dst, int dst_code, bool dst_swapped,
+                               uint64_t src_addr, int src_code,
+                               const std::vector<int64_t>& src_strides, int negate,
+                               const std::optional<py::tuple>& gather, bool dst_pinned,
+                               core::Plan& plan) const {
+    if (!dst.writeable()) throw std::invalid_argument("torchnp._C.Link.download: dst read-only");
+    if (src_strides.size() != static_cast<size_t>(dst.ndim())) {
+      throw std::invalid_argument("torchnp._C.Link.download: one source stride per dimension");
+    }
+    const core::Operand d = make_operand(dst, dst_code, dst_swapped);
+    const core::Operand s = dense_operand(src_code, src_strides);
+    plan = core::plan_copy(shape_of(dst), d, s, to_negate(negate), torch_threads());
+    core::Download job;
+    job.link = link_;
+    job.src = src_addr;
+    job.bytes = plan.numel * core::itemsize(s.dtype);
+    job.plan = &plan;
+    job.dst = d.data;
+    if (gather) {
+      const auto shape = (*gather)[0].cast<std::vector<int64_t>>();
+      const auto strides = (*gather)[1].cast<std::vector<int64_t>>();
+      if (shape.size() != strides.size() || shape.empty() || shape.size() > 8) {
+        throw std::invalid_argument("torchnp._C.Link.download: gather needs 1-8 dims");
+      }
+      job.gather.ndim = static_cast<int>(shape.size());
+      std::copy(shape.begin(), shape.end(), job.gather.shape.begin());
+      std::copy(strides.begin(), strides.end(), job.gather.strides.begin());
+      job.gather.itemsize = core::itemsize(s.dtype);
+      job.gather.scratch = (*gather)[2].cast<uint64_t>();
+      job.gather.scratch_bytes = (*gather)[3].cast<int64_t>();
+    }
+    job.direct = dst_pinned && !gather && whole_memcpy(plan);
+    return job;
+  }
+
   core::SimulatedLink& sim() {
     if (!sim_) throw std::invalid_argument("torchnp._C.Link: not a simulated link");
     return *sim_;
@@ -253,6 +292,10 @@ void add_transfers(py::module_& m) {
            py::arg("dst_swapped"), py::arg("src_addr"), py::arg("src_code"),
            py::arg("src_strides"), py::arg("negate") = 0, py::arg("gather") = py::none(),
            py::arg("stream") = 0, py::arg("buffers") = 3, py::arg("dst_pinned") = false)
+      .def("download_many", &Link::download_many, py::arg("items"), py::arg("stream") = 0,
+           py::arg("buffers") = 3,
+           "Several downloads as one pipeline: (dst, dst_code, dst_swapped, src_addr, src_code, "
+           "src_strides, negate, gather, dst_pinned) each.")
       .def("upload", &Link::upload, py::arg("dst_addr"), py::arg("dst_code"),
            py::arg("dst_strides"), py::arg("src").noconvert(), py::arg("src_code"),
            py::arg("src_swapped"), py::arg("stream") = 0, py::arg("buffers") = 3,

@@ -206,11 +206,19 @@ Staging::Stats Staging::stats() const {
 
 // ---- device -> host -----------------------------------------------------------------------
 
-void download(const Download& job) {
+namespace {
+
+// One piece of a batch: bytes [off, off + len) of job `job`'s device block, staged at `place`
+// in its group's buffer (a multiple of 64, so the plan's rebased source keeps its alignment).
+struct Piece {
+  size_t job;
+  int64_t off, len, place;
+};
+
+void check_download(const Download& job) {
   validate(job.link, job.staging, job.plan, job.bytes);
-  const Plan& plan = *job.plan;
-  const int64_t isz = itemsize(plan.src_dtype);
-  if (job.bytes != plan.numel * isz) {
+  const int64_t isz = itemsize(job.plan->src_dtype);
+  if (job.bytes != job.plan->numel * isz) {
     throw std::invalid_argument("torchnp: download size differs from the planned copy");
   }
   if (job.gather.ndim > 0 &&
@@ -219,17 +227,108 @@ void download(const Download& job) {
     throw std::invalid_argument(
         "torchnp: gather not available on this link, or a wrong itemsize or scratch size");
   }
-  const torchnp_link* link = job.link;
-  check(link, link->after_stream(link->self, job.stream), "after_stream");
-  if (job.bytes == 0) return;
+  if (job.direct && job.gather.ndim > 0) {
+    throw std::invalid_argument("torchnp: a direct download needs a dense device source");
+  }
+}
 
-  if (job.direct) {  // page-locked destination, identical bytes: one DMA, no staging
-    if (job.gather.ndim > 0) {
-      throw std::invalid_argument("torchnp: a direct download needs a dense device source");
-    }
-    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, job.dst + plan.dst_offset, job.src,
-                           static_cast<size_t>(job.bytes)),
+// Enqueues the copies (and gathers) that stage `p` at `to`.
+void stage_piece(const Download& job, const Piece& p, char* to) {
+  const torchnp_link* link = job.link;
+  if (job.gather.ndim == 0) {
+    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, to,
+                           job.src + static_cast<uint64_t>(p.off), static_cast<size_t>(p.len)),
           "copy");
+    return;
+  }
+  // Packed through the scratch in pieces of its size (the staging chunk may have grown since
+  // the scratch was sized): the copy stream runs them in order, so one scratch serves all.
+  const Gather& g = job.gather;
+  const int64_t isz = g.itemsize;
+  for (int64_t sub = 0; sub < p.len; sub += g.scratch_bytes) {
+    const int64_t n = std::min(g.scratch_bytes, p.len - sub);
+    check(link, link->gather(link->self, g.scratch, job.src, static_cast<size_t>(isz), g.ndim,
+                             g.shape.data(), g.strides.data(), (p.off + sub) / isz,
+                             (p.off + sub + n) / isz),
+          "gather");
+    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, to + sub, g.scratch,
+                           static_cast<size_t>(n)),
+          "copy");
+  }
+}
+
+}  // namespace
+
+void download(const Download& job) { download_batch(std::span<const Download>(&job, 1)); }
+
+void download_batch(std::span<const Download> jobs) {
+  if (jobs.empty()) return;
+  for (const Download& job : jobs) {
+    check_download(job);
+    if (job.link != jobs[0].link || job.staging != jobs[0].staging ||
+        job.stream != jobs[0].stream) {
+      throw std::invalid_argument("torchnp: a batch of downloads shares one link and stream");
+    }
+  }
+  const torchnp_link* link = jobs[0].link;
+  check(link, link->after_stream(link->self, jobs[0].stream), "after_stream");
+
+  // Page-locked destinations with identical bytes: one DMA each, straight in, waited last.
+  bool any_direct = false;
+  for (const Download& job : jobs) {
+    if (!job.direct || job.bytes == 0) continue;
+    any_direct = true;
+    check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, job.dst + job.plan->dst_offset,
+                           job.src, static_cast<size_t>(job.bytes)),
+          "copy");
+  }
+
+  // The others' bytes, job after job, cut at the chunk size and packed into groups of one
+  // buffer each: a small leaf shares its buffer with the next ones.
+  const int64_t chunk = jobs[0].staging->chunk_bytes();  // a multiple of 64 and of every itemsize
+  std::vector<Piece> pieces;
+  std::vector<size_t> group_start{0};
+  int64_t place = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].direct) continue;
+    for (int64_t off = 0; off < jobs[j].bytes; off += chunk) {
+      const int64_t len = std::min(chunk, jobs[j].bytes - off);
+      if (place + len > chunk) {
+        group_start.push_back(pieces.size());
+        place = 0;
+      }
+      pieces.push_back({j, off, len, place});
+      place += (len + 63) / 64 * 64;
+    }
+  }
+  group_start.push_back(pieces.size());
+  // (A group opens only when a piece does not fit after others, so none is empty.)
+  const int64_t groups = pieces.empty() ? 0 : static_cast<int64_t>(group_start.size()) - 1;
+  if (groups > 0) {
+    Ring ring(link, jobs[0].staging,
+              static_cast<int>(std::min<int64_t>(jobs[0].buffers, groups)));
+    const auto r = static_cast<int64_t>(ring.size());
+    auto issue = [&](int64_t g) {
+      ring.enqueueing();
+      for (size_t i = group_start[g]; i < group_start[g + 1]; ++i) {
+        stage_piece(jobs[pieces[i].job], pieces[i], ring.buffer(g) + pieces[i].place);
+      }
+      ring.record(g);
+    };
+    for (int64_t g = 0; g < std::min(r, groups); ++g) issue(g);
+    for (int64_t g = 0; g < groups; ++g) {
+      ring.wait(g);
+      for (size_t i = group_start[g]; i < group_start[g + 1]; ++i) {
+        const Piece& p = pieces[i];
+        const Download& job = jobs[p.job];
+        const int64_t isz = itemsize(job.plan->src_dtype);
+        execute(*job.plan, rebased(ring.buffer(g) + p.place, p.off), job.dst,
+                Slice{Order::kSource, p.off / isz, (p.off + p.len) / isz});
+      }
+      if (g + r < groups) issue(g + r);
+    }
+  }
+  if (any_direct) {
     uint64_t ev = 0;
     check(link, link->record(link->self, &ev), "record");
     const int rc = link->wait(link->self, ev);
@@ -239,45 +338,6 @@ void download(const Download& job) {
       throw TransferError("torchnp: device transfer failed (wait on " +
                           std::string(link->name ? link->name : "link") + "): " + cause);
     }
-    return;
-  }
-
-  const int64_t chunk = job.staging->chunk_bytes();  // a multiple of 64, so of every itemsize
-  const int64_t n = (job.bytes + chunk - 1) / chunk;
-  Ring ring(link, job.staging, static_cast<int>(std::min<int64_t>(job.buffers, n)));
-  const auto r = static_cast<int64_t>(ring.size());
-  auto issue = [&](int64_t k) {
-    const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
-    ring.enqueueing();
-    if (job.gather.ndim == 0) {
-      check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k),
-                             job.src + static_cast<uint64_t>(off), static_cast<size_t>(len)),
-            "copy");
-    } else {
-      // Packed through the scratch in pieces of its size (the staging chunk may have grown
-      // since the scratch was sized): the copy stream runs them in order, so one scratch
-      // serves every piece.
-      const Gather& g = job.gather;
-      for (int64_t sub = 0; sub < len; sub += g.scratch_bytes) {
-        const int64_t n = std::min(g.scratch_bytes, len - sub);
-        check(link, link->gather(link->self, g.scratch, job.src, static_cast<size_t>(isz), g.ndim,
-                                 g.shape.data(), g.strides.data(), (off + sub) / isz,
-                                 (off + sub + n) / isz),
-              "gather");
-        check(link, link->copy(link->self, TORCHNP_DEVICE_TO_HOST, ring.buffer(k) + sub,
-                               g.scratch, static_cast<size_t>(n)),
-              "copy");
-      }
-    }
-    ring.record(k);
-  };
-  for (int64_t k = 0; k < std::min(r, n); ++k) issue(k);
-  for (int64_t k = 0; k < n; ++k) {
-    ring.wait(k);
-    const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
-    execute(plan, rebased(ring.buffer(k), off), job.dst,
-            Slice{Order::kSource, off / isz, (off + len) / isz});
-    if (k + r < n) issue(k + r);
   }
 }
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from numpy.typing import DTypeLike
 
-from torchnp import _engines, _from_numpy, _to_numpy
+from torchnp import _engines, _from_numpy, _to_numpy, _transfer
 
 _WORKERS = 2  # transfers in flight at once; more queue (each uses the core's threads)
 _EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
@@ -98,9 +98,12 @@ def _run(deferred: list) -> None:
     host = [d for d in deferred if type(d) is tuple]
     if host:
         _engines.active().copy_many(host)
+    downloads = [d for d in deferred if type(d) is _transfer.Download]
     for d in deferred:
-        if type(d) is not tuple:
+        if type(d) is not tuple and type(d) is not _transfer.Download:
             d()
+    if downloads:  # every device tensor enqueued before the host waits (one batch per device)
+        _transfer.run_downloads(downloads)
 
 
 def _ordering(device: torch.device | None) -> tuple | None:

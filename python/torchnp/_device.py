@@ -203,8 +203,31 @@ def _memory_order(strides: tuple[int, ...] | list[int], shape: tuple[int, ...]) 
 def download(link: Any, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> None:
     """Copy tensor `src` (no conj/neg bits; on the link's device) into host array `dst`
     through the link's pipeline: cast, byte order, sign flips and layout as `dst` says."""
+    keep: list = []
+    item = _prepare(link, dst, src, negate, keep)
+    if item is not None:
+        link.download(*item[:8], _stream_of(src.device), _BUFFERS, item[8])
+
+
+def download_many(link: Any, items: list[tuple[np.ndarray, torch.Tensor, int]]) -> None:
+    """Several downloads (``(dst, src, negate)`` each, all on the link's device) as one pipeline:
+    every tensor's bytes are enqueued, small ones sharing staging buffers, before the host
+    drains them (a state_dict: one pass, not one wait per tensor)."""
+    keep: list = []  # device temporaries (narrowed copies, scratch) until the batch is done
+    prepared = [_prepare(link, dst, src, negate, keep) for dst, src, negate in items]
+    prepared = [p for p in prepared if p is not None]
+    if prepared:
+        link.download_many(prepared, _stream_of(items[0][1].device), _BUFFERS)
+
+
+def _prepare(
+    link: Any, dst: np.ndarray, src: torch.Tensor, negate: int, keep: list
+) -> tuple | None:
+    """The link's download item for `src` -> `dst`, after the device-side work (integer
+    narrowing; packing for links without a gather); None when there is nothing to move.
+    Device temporaries go into `keep`, which must outlive the download."""
     if dst.size == 0:
-        return
+        return None
     target = element_type_of_torch(src.dtype)
     d_code, d_swap = core_code(dst.dtype)
     wanted = element_type_of_numpy(dst.dtype)[0].torch
@@ -217,31 +240,33 @@ def download(link: Any, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> 
         # Narrowed on the device (exact for integers): fewer bytes cross.
         src = src.to(wanted)
         target = element_type_of_torch(wanted)
-    stream = _stream_of(src.device)
+        keep.append(src)
     pinned = is_pinned(dst)
     dense = _dense_strides(src)
     if dense is not None:
-        link.download(dst, d_code, d_swap, src.data_ptr(), target.code, dense, negate, None,
-                      stream, _BUFFERS, pinned)  # fmt: skip
-        return
+        return (dst, d_code, d_swap, src.data_ptr(), target.code, dense, negate, None, pinned)
     shape = tuple(src.shape)
     # Packed on the device in the destination's memory order, so the host drain streams.
     order = _memory_order(dst.strides, shape)
     isz = src.element_size()
     if not link.has_gather or len(order) > 8:
         src = src.contiguous()  # torch packs it (full size on the device)
-        download(link, dst, src, negate)
-        return
+        keep.append(src)
+        return _prepare(link, dst, src, negate, keep)
     link_strides = [0] * len(shape)
     step = isz
     for d in reversed(order):
         link_strides[d] = step
         step *= shape[d]
-    scratch = _scratch(src.device, link)
+    # One scratch for the whole call: the link's copy stream runs every gather in order.
+    scratch = next((k for k in keep if isinstance(k, _Scratch)), None)
+    if scratch is None:
+        scratch = _Scratch(_scratch(src.device, link))
+        keep.append(scratch)
+    scratch = scratch.buffer
     gather = ([shape[d] for d in order], [src.stride()[d] * isz for d in order],
               _address(scratch), _nbytes(scratch) // isz * isz)  # fmt: skip
-    link.download(dst, d_code, d_swap, src.data_ptr(), target.code, link_strides, negate,
-                  gather, stream, _BUFFERS, pinned)  # fmt: skip
+    return (dst, d_code, d_swap, src.data_ptr(), target.code, link_strides, negate, gather, pinned)
 
 
 def upload(link: Any, dst: torch.Tensor, src: np.ndarray) -> None:
@@ -280,6 +305,15 @@ def _scratch(device: torch.device, link: Any) -> Any:
     if device.type == "cuda":
         return torch.empty(nbytes, dtype=torch.uint8, device=device)
     return np.empty(nbytes, np.uint8)
+
+
+class _Scratch:
+    """Device scratch for a call's gathers (kept with its other temporaries)."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self, buffer: Any) -> None:
+        self.buffer = buffer
 
 
 def _address(buffer: Any) -> int:

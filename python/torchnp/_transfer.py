@@ -267,14 +267,42 @@ def _timed(run: Callable[[], None], record: Callable | None) -> Callable[[], Non
     return timed
 
 
-def download_call(
-    engine: Any, out: np.ndarray, src: torch.Tensor, negate: int
-) -> Callable[[], None]:
+class Download:
+    """A device -> host copy decided and checked against the guard (before anything is written),
+    to run (and be logged) when called, alone or batched with others (run_downloads)."""
+
+    __slots__ = ("engine", "nbytes", "negate", "out", "record", "src")
+
+    def __init__(self, engine: Any, out: np.ndarray, src: torch.Tensor, negate: int) -> None:
+        self.engine, self.out, self.src, self.negate = engine, out, src, negate
+        self.nbytes = src.numel() * src.element_size()
+        self.record = _checked("device_to_host", src.device, self.nbytes)
+
+    def __call__(self) -> None:
+        _timed(lambda: self.engine.download(self.out, self.src, self.negate), self.record)()
+
+
+def download_call(engine: Any, out: np.ndarray, src: torch.Tensor, negate: int) -> Download:
     """The download of device tensor `src` into `out`, checked against the guard now (before
     anything is written), to run (and be logged) when called."""
-    nbytes = src.numel() * src.element_size()
-    record = _checked("device_to_host", src.device, nbytes)
-    return _timed(lambda: engine.download(out, src, negate), record)
+    return Download(engine, out, src, negate)
+
+
+def run_downloads(downloads: list[Download]) -> None:
+    """Run deferred downloads, those of one engine as one batch (Engine.download_many: the
+    native engine enqueues every tensor of a device before it waits); each is logged with its
+    share of the batch's time, by bytes."""
+    by_engine: dict[int, list[Download]] = {}
+    for d in downloads:
+        by_engine.setdefault(id(d.engine), []).append(d)
+    for batch in by_engine.values():
+        start = time.perf_counter()
+        batch[0].engine.download_many([(d.out, d.src, d.negate) for d in batch])
+        seconds = time.perf_counter() - start
+        total = sum(d.nbytes for d in batch) or 1
+        for d in batch:
+            if d.record is not None:
+                d.record(seconds * d.nbytes / total)
 
 
 def upload_call(engine: Any, dst: torch.Tensor, src: np.ndarray) -> Callable[[], None]:

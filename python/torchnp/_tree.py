@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.utils._pytree as pytree
 
-from torchnp import _engines, _fast, _from_numpy, _policy, _to_numpy
+from torchnp import _device, _engines, _fast, _from_numpy, _policy, _to_numpy, _transfer
 from torchnp._dtypes import DTypeLike, default_numpy_dtype, element_type_of_torch, parse_dtype
 from torchnp._memory import empty_in_order
 
@@ -32,9 +32,12 @@ def _run(deferred: list) -> None:
     host = [d for d in deferred if type(d) is tuple]
     if host:
         _engines.active().copy_many(host)
+    downloads = [d for d in deferred if type(d) is _transfer.Download]
     for d in deferred:
-        if type(d) is not tuple:
+        if type(d) is not tuple and type(d) is not _transfer.Download:
             d()
+    if downloads:  # every device tensor enqueued before the host waits (one batch per device)
+        _transfer.run_downloads(downloads)
 
 
 def _leaf_path(tree: Any, index: int) -> str:
@@ -187,7 +190,10 @@ def tree_to_numpy(
             continue
         target = None if outs is None else outs[i]
         try:
-            if target is None and type(leaf) is tensor_type:
+            # Device leaves (and, in tests, simulated ones) are all deferred: run_downloads then
+            # enqueues them as one pipeline per device.
+            on_host = leaf.device.type == "cpu" and not _device.SIMULATING
+            if target is None and type(leaf) is tensor_type and on_host:
                 if leaf.nbytes < BATCH_BYTES:
                     results.append(_to_numpy.to_numpy(leaf, dtype, copy=copy, order=order))
                     continue

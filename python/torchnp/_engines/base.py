@@ -109,6 +109,11 @@ class Engine:
         tensor_view(staging, src.dtype).copy_(src)
         self._host_copy(dst, staging, negate)
 
+    def download_many(self, items: list[tuple[np.ndarray, torch.Tensor, int]]) -> None:
+        """Several downloads, ``(dst, src, negate)`` each: here one after another."""
+        for dst, src, negate in items:
+            self.download(dst, src, negate)
+
     def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
         """Copy host array `src` into device tensor `dst` (same shape), cast.
 

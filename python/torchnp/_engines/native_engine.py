@@ -77,6 +77,20 @@ class NativeEngine(Engine):
         else:
             _device.download(link, dst, src, negate)
 
+    def download_many(self, items: list[tuple[np.ndarray, torch.Tensor, int]]) -> None:
+        """The downloads of each device its link serves as one pipeline (``_device``); the others
+        one by one through torch."""
+        by_link: dict[tuple, tuple[Any, list]] = {}
+        for dst, src, negate in items:
+            link = _device.link_for(src.device)
+            if link is None:
+                super().download(dst, src, negate)
+            else:
+                key = (id(link), src.device)
+                by_link.setdefault(key, (link, []))[1].append((dst, src, negate))
+        for link, group in by_link.values():
+            _device.download_many(link, group)
+
     def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
         """A host array into a device tensor through the transfer pipeline when the CUDA module
         serves its device, else one host copy and torch's copy."""
