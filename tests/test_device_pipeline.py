@@ -132,8 +132,8 @@ def test_download_through_the_pipeline_is_numpys_cast(case):
         assert result is out
     else:
         assert result.strides == expected_plain.strides
-    oracle.assertsingle(result, _expected(ref_src, target), f"{ref_src.dtype}->{target}")
-    oracle.assertsingle(result, expected_plain)
+    oracle.assert_same_bits(result, _expected(ref_src, target), f"{ref_src.dtype}->{target}")
+    oracle.assert_same_bits(result, expected_plain)
     assert stats["live_events"] == 0
     if result.size:
         assert stats["copies"] >= 1  # it really crossed the link
@@ -270,6 +270,26 @@ def test_a_tree_of_device_tensors_is_one_pipeline():
             assert out[key] is leaf
     # 63 tensors (~33 KB) in 4 KiB buffers: one event per buffer, not one per tensor.
     assert events < 20, events
+
+
+def test_a_tree_of_arrays_to_the_device_is_one_pipeline():
+    rng = np.random.default_rng(0)
+    tree = {f"w{i}": rng.random(10 + i).astype(np.float32) for i in range(60)}
+    tree["image"] = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)[::-1]  # widened on device
+    tree["big"] = rng.random(5000)[::2].astype(">f8")
+    tree["label"] = 3
+    with _device.simulated(chunk_bytes=4096) as link:
+        before = link.link_stats()["events"]
+        out = torchnp.tree_from_numpy(tree, device="cpu")
+        events = link.link_stats()["events"] - before
+        as_f32 = torchnp.tree_from_numpy(tree, torch.float32, device="cpu")
+    for key, leaf in tree.items():
+        if isinstance(leaf, np.ndarray):
+            assert torch.equal(out[key], torchnp.from_numpy(leaf, copy=True))
+            assert torch.equal(as_f32[key], torchnp.from_numpy(leaf, torch.float32, copy=True))
+        else:
+            assert out[key] == leaf
+    assert events < 20, events  # one event per buffer and one at the end, not one per array
 
 
 def test_a_permuted_sliced_source_is_gathered_chunk_by_chunk():

@@ -118,26 +118,38 @@ class Link {
   void upload(uint64_t dst_addr, int dst_code, const std::vector<int64_t>& dst_strides,
               const py::array& src, int src_code, bool src_swapped, uint64_t stream, int buffers,
               bool src_pinned) {
-    if (dst_strides.size() != static_cast<size_t>(src.ndim())) {
-      throw std::invalid_argument("torchnp._C.Link.upload: one destination stride per dimension");
-    }
-    const core::Operand s = make_operand(src, src_code, src_swapped);
-    const core::Operand d = dense_operand(dst_code, dst_strides);
-    const core::Plan plan = core::plan_copy(shape_of(src), d, s, core::Negate::kNone,
-                                            torch_threads());
-    core::Upload job;
-    job.link = link_;
-    job.dst = dst_addr;
-    job.bytes = plan.numel * core::itemsize(d.dtype);
-    job.plan = &plan;
-    job.src = s.data;
+    core::Plan plan;
+    core::Upload job = make_upload(dst_addr, dst_code, dst_strides, src, src_code, src_swapped,
+                                   src_pinned, plan);
     job.stream = stream;
     job.buffers = buffers;
-    job.direct = src_pinned && plan.method == core::Method::kFlat && plan.inner.memcpy &&
-                 plan.dst_offset == 0;
     run([&](core::Staging* st) {
       job.staging = st;
       core::upload(job);
+    });
+  }
+
+  // Several uploads as one pipeline: items as upload() takes them (without stream and
+  // buffers), in a list that keeps the arrays alive while the GIL is released.
+  void upload_many(const py::list& items, uint64_t stream, int buffers) {
+    std::vector<core::Plan> plans(items.size());  // sized first: the jobs point into it
+    std::vector<core::Upload> jobs;
+    jobs.reserve(items.size());
+    size_t i = 0;
+    for (const py::handle item : items) {
+      const auto t = py::reinterpret_borrow<py::tuple>(item);
+      if (py::len(t) != 7) throw std::invalid_argument("torchnp._C.Link.upload_many: 7-tuples");
+      jobs.push_back(make_upload(t[0].cast<uint64_t>(), t[1].cast<int>(),
+                                 t[2].cast<std::vector<int64_t>>(), t[3].cast<py::array>(),
+                                 t[4].cast<int>(), t[5].cast<bool>(), t[6].cast<bool>(),
+                                 plans[i]));
+      jobs.back().stream = stream;
+      jobs.back().buffers = buffers;
+      ++i;
+    }
+    run([&](core::Staging* st) {
+      for (core::Upload& job : jobs) job.staging = st;
+      core::upload_batch(jobs);
     });
   }
 
@@ -229,6 +241,26 @@ class Link {
     return job;
   }
 
+  core::Upload make_upload(uint64_t dst_addr, int dst_code, const std::vector<int64_t>& dst_strides,
+                           const py::array& src, int src_code, bool src_swapped, bool src_pinned,
+                           core::Plan& plan) const {
+    if (dst_strides.size() != static_cast<size_t>(src.ndim())) {
+      throw std::invalid_argument("torchnp._C.Link.upload: one destination stride per dimension");
+    }
+    const core::Operand s = make_operand(src, src_code, src_swapped);
+    const core::Operand d = dense_operand(dst_code, dst_strides);
+    plan = core::plan_copy(shape_of(src), d, s, core::Negate::kNone, torch_threads());
+    core::Upload job;
+    job.link = link_;
+    job.dst = dst_addr;
+    job.bytes = plan.numel * core::itemsize(d.dtype);
+    job.plan = &plan;
+    job.src = s.data;
+    job.direct = src_pinned && plan.method == core::Method::kFlat && plan.inner.memcpy &&
+                 plan.dst_offset == 0;
+    return job;
+  }
+
   core::SimulatedLink& sim() {
     if (!sim_) throw std::invalid_argument("torchnp._C.Link: not a simulated link");
     return *sim_;
@@ -296,6 +328,10 @@ void add_transfers(py::module_& m) {
            py::arg("buffers") = 3,
            "Several downloads as one pipeline: (dst, dst_code, dst_swapped, src_addr, src_code, "
            "src_strides, negate, gather, dst_pinned) each.")
+      .def("upload_many", &Link::upload_many, py::arg("items"), py::arg("stream") = 0,
+           py::arg("buffers") = 3,
+           "Several uploads as one pipeline: (dst_addr, dst_code, dst_strides, src, src_code, "
+           "src_swapped, src_pinned) each.")
       .def("upload", &Link::upload, py::arg("dst_addr"), py::arg("dst_code"),
            py::arg("dst_strides"), py::arg("src").noconvert(), py::arg("src_code"),
            py::arg("src_swapped"), py::arg("stream") = 0, py::arg("buffers") = 3,

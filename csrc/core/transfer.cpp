@@ -343,43 +343,78 @@ void download_batch(std::span<const Download> jobs) {
 
 // ---- host -> device -----------------------------------------------------------------------
 
-void upload(const Upload& job) {
-  validate(job.link, job.staging, job.plan, job.bytes);
-  const Plan& plan = *job.plan;
-  const int64_t isz = itemsize(plan.dst_dtype);
-  if (job.bytes != plan.numel * isz) {
-    throw std::invalid_argument("torchnp: upload size differs from the planned copy");
+void upload(const Upload& job) { upload_batch(std::span<const Upload>(&job, 1)); }
+
+void upload_batch(std::span<const Upload> jobs) {
+  if (jobs.empty()) return;
+  for (const Upload& job : jobs) {
+    validate(job.link, job.staging, job.plan, job.bytes);
+    if (job.bytes != job.plan->numel * itemsize(job.plan->dst_dtype)) {
+      throw std::invalid_argument("torchnp: upload size differs from the planned copy");
+    }
+    if (job.link != jobs[0].link || job.staging != jobs[0].staging ||
+        job.stream != jobs[0].stream) {
+      throw std::invalid_argument("torchnp: a batch of uploads shares one link and stream");
+    }
   }
-  const torchnp_link* link = job.link;
+  const torchnp_link* link = jobs[0].link;
   // Nothing here reads device memory the user's stream may still be writing, but the
-  // destination may be memory the stream used before (torch's caching allocator): order
+  // destinations may be memory the stream used before (torch's caching allocator): order
   // after it, so no earlier kernel of the stream reads the new bytes.
-  check(link, link->after_stream(link->self, job.stream), "after_stream");
-  if (job.bytes > 0 && job.direct) {
+  check(link, link->after_stream(link->self, jobs[0].stream), "after_stream");
+  for (const Upload& job : jobs) {  // page-locked sources with identical bytes: straight DMA
+    if (!job.direct || job.bytes == 0) continue;
     check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE,
-                           const_cast<char*>(job.src) + plan.src_offset, job.dst,
+                           const_cast<char*>(job.src) + job.plan->src_offset, job.dst,
                            static_cast<size_t>(job.bytes)),
           "copy");
-  } else if (job.bytes > 0) {
-    const int64_t chunk = job.staging->chunk_bytes();
-    const int64_t n = (job.bytes + chunk - 1) / chunk;
-    Ring ring(link, job.staging, static_cast<int>(std::min<int64_t>(job.buffers, n)));
-    for (int64_t k = 0; k < n; ++k) {
-      ring.wait(k);  // the buffer's previous chunk has crossed
-      const int64_t off = k * chunk, len = std::min(chunk, job.bytes - off);
-      execute(plan, job.src, rebased(ring.buffer(k), off),
-              Slice{Order::kDestination, off / isz, (off + len) / isz});
+  }
+  // The others, job after job, packed into the ring's buffers as a download batch does.
+  const int64_t chunk = jobs[0].staging->chunk_bytes();
+  std::vector<Piece> pieces;
+  std::vector<size_t> group_start{0};
+  int64_t place = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].direct) continue;
+    for (int64_t off = 0; off < jobs[j].bytes; off += chunk) {
+      const int64_t len = std::min(chunk, jobs[j].bytes - off);
+      if (place + len > chunk) {
+        group_start.push_back(pieces.size());
+        place = 0;
+      }
+      pieces.push_back({j, off, len, place});
+      place += (len + 63) / 64 * 64;
+    }
+  }
+  group_start.push_back(pieces.size());
+  const int64_t groups = pieces.empty() ? 0 : static_cast<int64_t>(group_start.size()) - 1;
+  if (groups > 0) {
+    Ring ring(link, jobs[0].staging,
+              static_cast<int>(std::min<int64_t>(jobs[0].buffers, groups)));
+    for (int64_t g = 0; g < groups; ++g) {
+      ring.wait(g);  // the buffer's previous group has crossed
+      for (size_t i = group_start[g]; i < group_start[g + 1]; ++i) {
+        const Piece& p = pieces[i];
+        const Upload& job = jobs[p.job];
+        const int64_t isz = itemsize(job.plan->dst_dtype);
+        execute(*job.plan, job.src, rebased(ring.buffer(g) + p.place, p.off),
+                Slice{Order::kDestination, p.off / isz, (p.off + p.len) / isz});
+      }
       ring.enqueueing();
-      check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE, ring.buffer(k),
-                             job.dst + static_cast<uint64_t>(off), static_cast<size_t>(len)),
-            "copy");
-      ring.record(k);
+      for (size_t i = group_start[g]; i < group_start[g + 1]; ++i) {
+        const Piece& p = pieces[i];
+        check(link, link->copy(link->self, TORCHNP_HOST_TO_DEVICE, ring.buffer(g) + p.place,
+                               jobs[p.job].dst + static_cast<uint64_t>(p.off),
+                               static_cast<size_t>(p.len)),
+              "copy");
+      }
+      ring.record(g);
     }
   }
   uint64_t done = 0;
   check(link, link->record(link->self, &done), "record");
-  const int rc_join = link->join_stream(link->self, job.stream, done);
-  // The direct path's source is the caller's memory: it must have crossed before returning.
+  const int rc_join = link->join_stream(link->self, jobs[0].stream, done);
+  // A direct source is the caller's memory: it must have crossed before returning.
   const int rc_wait = link->wait(link->self, done);
   std::string cause = (rc_join || rc_wait) && link->error ? link->error(link->self) : "";
   link->release_event(link->self, done);

@@ -132,5 +132,8 @@ void upload(const Upload& job);
 // drain instead of one wait per tensor. The same results as download() of each; on failure the
 // destinations may be partly written.
 void download_batch(std::span<const Download> jobs);
+// The same for uploads (a tree of arrays to the device): pieces packed into the ring, one DMA
+// per piece, one event per buffer, one join and wait at the end.
+void upload_batch(std::span<const Upload> jobs);
 
 }  // namespace torchnp::core

@@ -272,30 +272,43 @@ def _prepare(
 def upload(link: Any, dst: torch.Tensor, src: np.ndarray) -> None:
     """Copy host array `src` into tensor `dst` (same shape, on the link's device) through the
     link's pipeline: byte swap, layout and cast done by the host threads into staging."""
-    if dst.numel() == 0:
+    upload_many(link, [(dst, src)])
+
+
+def upload_many(link: Any, items: list[tuple[torch.Tensor, np.ndarray]]) -> None:
+    """Several uploads (``(dst, src)`` each, all on the link's device) as one pipeline: small
+    arrays share staging buffers, one event per buffer, one wait at the end."""
+    prepared: list[tuple] = []
+    after: list[tuple[torch.Tensor, torch.Tensor]] = []  # device work once the bytes are there
+    locked = False
+    for dst, src in items:
+        if dst.numel() == 0:
+            continue
+        if _dense_strides(dst) is None:  # a strided target: upload densely, then copy on device
+            tmp = torch.empty(dst.shape, dtype=dst.dtype, device=dst.device)
+            after.append((dst, tmp))
+            dst = tmp
+        own = element_type_of_numpy(src.dtype)[0].torch
+        if own is not None and _widens_exactly(own, dst.dtype):
+            # The narrow bytes cross and the device widens them (uint8 images: a quarter of
+            # the bytes); the cast is queued on the current stream, which the upload joins.
+            narrow = torch.empty_strided(dst.shape, dst.stride(), dtype=own, device=dst.device)
+            after.insert(0, (dst, narrow))  # before a strided target's copy from dst
+            dst = narrow
+        locked = locked or (dst.device.type == "cuda" and _page_locked(src))
+        s_code, s_swap = core_code(src.dtype)
+        prepared.append((dst.data_ptr(), element_type_of_torch(dst.dtype).code,
+                         _dense_strides(dst), src, s_code, s_swap, is_pinned(src)))  # fmt: skip
+    if not prepared:
         return
-    dense = _dense_strides(dst)
-    if dense is None:  # a strided target: upload densely, then torch copies on the device
-        tmp = torch.empty(dst.shape, dtype=dst.dtype, device=dst.device)
-        upload(link, tmp, src)
-        dst.copy_(tmp)
-        return
-    own = element_type_of_numpy(src.dtype)[0].torch
-    if own is not None and _widens_exactly(own, dst.dtype):
-        # The narrow bytes cross and the device widens them (uint8 images: a quarter of the
-        # bytes); the cast is queued on the current stream, which the upload joined.
-        narrow = torch.empty_strided(dst.shape, dst.stride(), dtype=own, device=dst.device)
-        upload(link, narrow, src)
-        dst.copy_(narrow)
-        return
-    stream = _stream_of(dst.device)
-    if dst.device.type == "cuda" and _page_locked(src):
-        # The host threads read `src` now: a pending device -> host copy into this page-locked
+    device = items[0][0].device
+    if locked:
+        # The host threads read the arrays now: a pending device -> host copy into page-locked
         # memory on the current stream (torch's non_blocking=True) must land first.
-        torch.cuda.current_stream(dst.device).synchronize()
-    s_code, s_swap = core_code(src.dtype)
-    link.upload(dst.data_ptr(), element_type_of_torch(dst.dtype).code,
-                dense, src, s_code, s_swap, stream, _BUFFERS, is_pinned(src))  # fmt: skip
+        torch.cuda.current_stream(device).synchronize()
+    link.upload_many(prepared, _stream_of(device), _BUFFERS)
+    for dst, tmp in after:
+        dst.copy_(tmp)
 
 
 def _scratch(device: torch.device, link: Any) -> Any:

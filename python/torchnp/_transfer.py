@@ -288,26 +288,43 @@ def download_call(engine: Any, out: np.ndarray, src: torch.Tensor, negate: int) 
     return Download(engine, out, src, negate)
 
 
-def run_downloads(downloads: list[Download]) -> None:
-    """Run deferred downloads, those of one engine as one batch (Engine.download_many: the
-    native engine enqueues every tensor of a device before it waits); each is logged with its
-    share of the batch's time, by bytes."""
-    by_engine: dict[int, list[Download]] = {}
-    for d in downloads:
-        by_engine.setdefault(id(d.engine), []).append(d)
-    for batch in by_engine.values():
-        start = time.perf_counter()
-        batch[0].engine.download_many([(d.out, d.src, d.negate) for d in batch])
-        seconds = time.perf_counter() - start
-        total = sum(d.nbytes for d in batch) or 1
-        for d in batch:
-            if d.record is not None:
-                d.record(seconds * d.nbytes / total)
+class Upload:
+    """A host -> device copy decided (and checked), to run (and be logged) when called, alone
+    or batched with others (run_uploads)."""
+
+    __slots__ = ("dst", "engine", "nbytes", "record", "src")
+
+    def __init__(self, engine: Any, dst: torch.Tensor, src: np.ndarray) -> None:
+        self.engine, self.dst, self.src = engine, dst, src
+        self.nbytes = dst.numel() * dst.element_size()
+        self.record = _checked("host_to_device", dst.device, self.nbytes)
+
+    def __call__(self) -> None:
+        _timed(lambda: self.engine.upload(self.dst, self.src), self.record)()
 
 
-def upload_call(engine: Any, dst: torch.Tensor, src: np.ndarray) -> Callable[[], None]:
+def upload_call(engine: Any, dst: torch.Tensor, src: np.ndarray) -> Upload:
     """The upload of host array `src` into device tensor `dst`, to run (and be logged) when
     called."""
-    nbytes = dst.numel() * dst.element_size()
-    record = _checked("host_to_device", dst.device, nbytes)
-    return _timed(lambda: engine.upload(dst, src), record)
+    return Upload(engine, dst, src)
+
+
+def run_deferred(downloads: list[Download], uploads: list[Upload]) -> None:
+    """Run deferred device transfers, those of one engine as one batch per direction
+    (Engine.download_many / upload_many: the native engine enqueues every tensor of a device
+    before it waits); each is logged with its share of its batch's time, by bytes."""
+    for items, run in ((downloads, "download_many"), (uploads, "upload_many")):
+        by_engine: dict[int, list] = {}
+        for d in items:
+            by_engine.setdefault(id(d.engine), []).append(d)
+        for batch in by_engine.values():
+            start = time.perf_counter()
+            if run == "download_many":
+                batch[0].engine.download_many([(d.out, d.src, d.negate) for d in batch])
+            else:
+                batch[0].engine.upload_many([(d.dst, d.src) for d in batch])
+            seconds = time.perf_counter() - start
+            total = sum(d.nbytes for d in batch) or 1
+            for d in batch:
+                if d.record is not None:
+                    d.record(seconds * d.nbytes / total)

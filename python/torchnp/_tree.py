@@ -32,12 +32,12 @@ def _run(deferred: list) -> None:
     host = [d for d in deferred if type(d) is tuple]
     if host:
         _engines.active().copy_many(host)
+    # Device transfers: every tensor of a device enqueued before the host waits (one batch
+    # per device and direction).
     downloads = [d for d in deferred if type(d) is _transfer.Download]
-    for d in deferred:
-        if type(d) is not tuple and type(d) is not _transfer.Download:
-            d()
-    if downloads:  # every device tensor enqueued before the host waits (one batch per device)
-        _transfer.run_downloads(downloads)
+    uploads = [d for d in deferred if type(d) is _transfer.Upload]
+    if downloads or uploads:
+        _transfer.run_deferred(downloads, uploads)
 
 
 def _leaf_path(tree: Any, index: int) -> str:

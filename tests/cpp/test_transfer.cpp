@@ -494,6 +494,59 @@ void test_batches(int rounds) {
   }
 }
 
+// Upload batches: random jobs (some direct), each device block equal to its own whole copy;
+// small jobs share buffers.
+void test_upload_batches(int rounds) {
+  std::mt19937_64 rng(123);
+  SimulatedLink sim({});
+  const int64_t chunk = 4096;
+  Staging staging(sim.link(), chunk, 8 * chunk);
+  for (int round = 0; round < rounds; ++round) {
+    const int jobs_n = 1 + static_cast<int>(rng() % 40);
+    std::vector<Block> devs, hosts, expects;
+    std::vector<std::vector<int64_t>> shapes, link_st, host_st;
+    std::vector<Plan> plans;
+    devs.reserve(jobs_n), hosts.reserve(jobs_n), expects.reserve(jobs_n), plans.reserve(jobs_n);
+    std::vector<Upload> jobs;
+    for (int j = 0; j < jobs_n; ++j) {
+      const ScalarType dev_t = kTypes[rng() % std::size(kTypes)];
+      const ScalarType host_t = kTypes[rng() % std::size(kTypes)];
+      const int64_t isz = itemsize(dev_t), hsz = itemsize(host_t);
+      const int64_t target = rng() % 4 == 0 ? 3 * chunk / isz + 5 : static_cast<int64_t>(rng() % 300);
+      shapes.push_back(random_shape(rng, target));
+      const auto& shape = shapes.back();
+      const int64_t n = numel_of(shape);
+      Layout link = dense_layout(shape, isz, rng, false);
+      Layout host = dense_layout(shape, hsz, rng, true);
+      link_st.push_back(link.strides);
+      host_st.push_back(host.strides);
+      devs.emplace_back(n * isz, rng);
+      hosts.emplace_back(n * hsz, rng);
+      expects.emplace_back(n * isz, rng);
+      Operand src{hosts.back().data + host.offset, host_t, false, host_st.back()};
+      Operand dst{reinterpret_cast<char*>(uintptr_t{64}), dev_t, false, link_st.back()};
+      plans.push_back(plan_copy(shape, dst, src, Negate::kNone, 1 + static_cast<int>(rng() % 2)));
+      execute(plans.back(), hosts.back().data + host.offset, expects.back().data);
+      Upload job;
+      job.link = sim.link();
+      job.staging = &staging;
+      job.dst = addr(devs.back().data);
+      job.bytes = n * isz;
+      job.plan = &plans.back();
+      job.src = hosts.back().data + host.offset;
+      job.direct = rng() % 5 == 0 && plans.back().method == Method::kFlat &&
+                   plans.back().inner.memcpy && plans.back().dst_offset == 0;
+      jobs.push_back(job);
+    }
+    upload_batch(jobs);
+    for (int j = 0; j < jobs_n; ++j) {
+      CHECK(std::memcmp(expects[j].data, devs[j].data, static_cast<size_t>(devs[j].bytes)) == 0,
+            "upload batch round %d, job %d of %d differs", round, j, jobs_n);
+    }
+  }
+  CHECK(sim.stats().live_events == 0, "events left after upload batches");
+}
+
 // Page-locked memory running out: a transfer with no buffer fails naming the cause and leaves
 // nothing reserved; one that got some buffers runs on those; a waiter is not left hanging.
 void test_allocation_failures() {
@@ -594,6 +647,7 @@ int main(int argc, char** argv) {
   test_staging_reuse();
   test_allocation_failures();
   test_batches(quick ? 30 : 200);
+  test_upload_batches(quick ? 30 : 200);
   if (g_failures) {
     std::printf("test_transfer: %d failure(s)\n", g_failures);
     return 1;

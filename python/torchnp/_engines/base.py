@@ -114,6 +114,11 @@ class Engine:
         for dst, src, negate in items:
             self.download(dst, src, negate)
 
+    def upload_many(self, items: list[tuple[torch.Tensor, np.ndarray]]) -> None:
+        """Several uploads, ``(dst, src)`` each: here one after another."""
+        for dst, src in items:
+            self.upload(dst, src)
+
     def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
         """Copy host array `src` into device tensor `dst` (same shape), cast.
 

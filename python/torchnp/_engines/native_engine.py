@@ -91,6 +91,18 @@ class NativeEngine(Engine):
         for link, group in by_link.values():
             _device.download_many(link, group)
 
+    def upload_many(self, items: list[tuple[torch.Tensor, np.ndarray]]) -> None:
+        """The uploads to each device its link serves as one pipeline; the others one by one."""
+        by_link: dict[tuple, tuple[Any, list]] = {}
+        for dst, src in items:
+            link = _device.link_for(dst.device)
+            if link is None:
+                super().upload(dst, src)
+            else:
+                by_link.setdefault((id(link), dst.device), (link, []))[1].append((dst, src))
+        for link, group in by_link.values():
+            _device.upload_many(link, group)
+
     def upload(self, dst: torch.Tensor, src: np.ndarray) -> None:
         """A host array into a device tensor through the transfer pipeline when the CUDA module
         serves its device, else one host copy and torch's copy."""
