@@ -203,10 +203,7 @@ def _memory_order(strides: tuple[int, ...] | list[int], shape: tuple[int, ...]) 
 def download(link: Any, dst: np.ndarray, src: torch.Tensor, negate: int = 0) -> None:
     """Copy tensor `src` (no conj/neg bits; on the link's device) into host array `dst`
     through the link's pipeline: cast, byte order, sign flips and layout as `dst` says."""
-    keep: list = []
-    item = _prepare(link, dst, src, negate, keep)
-    if item is not None:
-        link.download(*item[:8], _stream_of(src.device), _BUFFERS, item[8])
+    download_many(link, [(dst, src, negate)])
 
 
 def download_many(link: Any, items: list[tuple[np.ndarray, torch.Tensor, int]]) -> None:
