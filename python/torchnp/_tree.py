@@ -192,7 +192,7 @@ def tree_to_numpy(
         try:
             # Device leaves (and, in tests, simulated ones) are all deferred: run_downloads then
             # enqueues them as one pipeline per device.
-            on_host = leaf.device.type == "cpu" and not _device.SIMULATING
+            on_host = leaf.is_cpu and not _device.SIMULATING
             if target is None and type(leaf) is tensor_type and on_host:
                 if leaf.nbytes < BATCH_BYTES:
                     results.append(_to_numpy.to_numpy(leaf, dtype, copy=copy, order=order))
