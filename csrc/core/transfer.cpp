@@ -257,6 +257,54 @@ void stage_piece(const Download& job, const Piece& p, char* to) {
   }
 }
 
+// The pieces of a batch: each job's bytes (direct jobs aside) cut at the chunk size, placed in
+// order into groups of one staging buffer each; a piece that does not fit after the others
+// opens the next group, so no group is empty.
+struct Packing {
+  std::vector<Piece> pieces;
+  std::vector<size_t> group_start{0};  // group g: pieces [group_start[g], group_start[g + 1])
+  int64_t groups() const {
+    return pieces.empty() ? 0 : static_cast<int64_t>(group_start.size()) - 1;
+  }
+};
+
+template <class Job>
+Packing pack(std::span<const Job> jobs, int64_t chunk) {
+  Packing out;
+  int64_t place = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (jobs[j].direct) continue;
+    for (int64_t off = 0; off < jobs[j].bytes; off += chunk) {
+      const int64_t len = std::min(chunk, jobs[j].bytes - off);
+      if (place + len > chunk) {
+        out.group_start.push_back(out.pieces.size());
+        place = 0;
+      }
+      out.pieces.push_back({j, off, len, place});
+      place += (len + 63) / 64 * 64;
+    }
+  }
+  out.group_start.push_back(out.pieces.size());
+  return out;
+}
+
+// Records an event behind everything enqueued, optionally makes `join`'s stream wait for it,
+// and waits for it on the host; throws TransferError naming the cause.
+void finish(const torchnp_link* link, const uint64_t* join) {
+  uint64_t done = 0;
+  check(link, link->record(link->self, &done), "record");
+  const int rc_join = join ? link->join_stream(link->self, *join, done) : 0;
+  const int rc_wait = link->wait(link->self, done);
+  std::string cause = (rc_join || rc_wait) && link->error ? link->error(link->self) : "";
+  link->release_event(link->self, done);
+  if (rc_join || rc_wait) {  // the cause is the last failed call's: the wait's when both failed
+    throw TransferError("torchnp: device transfer failed (" +
+                        std::string(rc_wait ? "wait" : "join_stream") + " on " +
+                        (link->name ? link->name : "link") + "): " +
+                        (cause.empty() ? "unknown cause" : cause));
+  }
+}
+
 }  // namespace
 
 void download(const Download& job) { download_batch(std::span<const Download>(&job, 1)); }
@@ -283,27 +331,12 @@ void download_batch(std::span<const Download> jobs) {
           "copy");
   }
 
-  // The others' bytes, job after job, cut at the chunk size and packed into groups of one
-  // buffer each: a small leaf shares its buffer with the next ones.
-  const int64_t chunk = jobs[0].staging->chunk_bytes();  // a multiple of 64 and of every itemsize
-  std::vector<Piece> pieces;
-  std::vector<size_t> group_start{0};
-  int64_t place = 0;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    if (jobs[j].direct) continue;
-    for (int64_t off = 0; off < jobs[j].bytes; off += chunk) {
-      const int64_t len = std::min(chunk, jobs[j].bytes - off);
-      if (place + len > chunk) {
-        group_start.push_back(pieces.size());
-        place = 0;
-      }
-      pieces.push_back({j, off, len, place});
-      place += (len + 63) / 64 * 64;
-    }
-  }
-  group_start.push_back(pieces.size());
-  // (A group opens only when a piece does not fit after others, so none is empty.)
-  const int64_t groups = pieces.empty() ? 0 : static_cast<int64_t>(group_start.size()) - 1;
+  // The others' bytes, job after job, in groups of one buffer each: a small leaf shares its
+  // buffer with the next ones. (The chunk is a multiple of 64 and of every itemsize.)
+  const Packing packing = pack(jobs, jobs[0].staging->chunk_bytes());
+  const auto& pieces = packing.pieces;
+  const auto& group_start = packing.group_start;
+  const int64_t groups = packing.groups();
   if (groups > 0) {
     Ring ring(link, jobs[0].staging,
               static_cast<int>(std::min<int64_t>(jobs[0].buffers, groups)));
@@ -328,17 +361,7 @@ void download_batch(std::span<const Download> jobs) {
       if (g + r < groups) issue(g + r);
     }
   }
-  if (any_direct) {
-    uint64_t ev = 0;
-    check(link, link->record(link->self, &ev), "record");
-    const int rc = link->wait(link->self, ev);
-    std::string cause = rc != 0 && link->error ? link->error(link->self) : "";
-    link->release_event(link->self, ev);
-    if (rc != 0) {
-      throw TransferError("torchnp: device transfer failed (wait on " +
-                          std::string(link->name ? link->name : "link") + "): " + cause);
-    }
-  }
+  if (any_direct) finish(link, nullptr);
 }
 
 // ---- host -> device -----------------------------------------------------------------------
@@ -370,24 +393,10 @@ void upload_batch(std::span<const Upload> jobs) {
           "copy");
   }
   // The others, job after job, packed into the ring's buffers as a download batch does.
-  const int64_t chunk = jobs[0].staging->chunk_bytes();
-  std::vector<Piece> pieces;
-  std::vector<size_t> group_start{0};
-  int64_t place = 0;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    if (jobs[j].direct) continue;
-    for (int64_t off = 0; off < jobs[j].bytes; off += chunk) {
-      const int64_t len = std::min(chunk, jobs[j].bytes - off);
-      if (place + len > chunk) {
-        group_start.push_back(pieces.size());
-        place = 0;
-      }
-      pieces.push_back({j, off, len, place});
-      place += (len + 63) / 64 * 64;
-    }
-  }
-  group_start.push_back(pieces.size());
-  const int64_t groups = pieces.empty() ? 0 : static_cast<int64_t>(group_start.size()) - 1;
+  const Packing packing = pack(jobs, jobs[0].staging->chunk_bytes());
+  const auto& pieces = packing.pieces;
+  const auto& group_start = packing.group_start;
+  const int64_t groups = packing.groups();
   if (groups > 0) {
     Ring ring(link, jobs[0].staging,
               static_cast<int>(std::min<int64_t>(jobs[0].buffers, groups)));
@@ -411,18 +420,9 @@ void upload_batch(std::span<const Upload> jobs) {
       ring.record(g);
     }
   }
-  uint64_t done = 0;
-  check(link, link->record(link->self, &done), "record");
-  const int rc_join = link->join_stream(link->self, jobs[0].stream, done);
-  // A direct source is the caller's memory: it must have crossed before returning.
-  const int rc_wait = link->wait(link->self, done);
-  std::string cause = (rc_join || rc_wait) && link->error ? link->error(link->self) : "";
-  link->release_event(link->self, done);
-  if (rc_join || rc_wait) {  // the cause is the last failed call's: the wait's when both failed
-    throw TransferError("torchnp: device transfer failed (" +
-                        std::string(rc_wait ? "wait" : "join_stream") + " on " +
-                        (link->name ? link->name : "link") + "): " + cause);
-  }
+  // The user's stream waits for the last copy; the host too (a direct source is the caller's
+  // memory: it must have crossed before returning).
+  finish(link, &jobs[0].stream);
 }
 
 }  // namespace torchnp::core

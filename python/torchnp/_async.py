@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from numpy.typing import DTypeLike
 
-from torchnp import _engines, _from_numpy, _to_numpy, _transfer
+from torchnp import _from_numpy, _to_numpy
+from torchnp._tree import _run  # the deferred work of a call: host copies, then transfers
 
 _WORKERS = 2  # transfers in flight at once; more queue (each uses the core's threads)
 _EXECUTOR: concurrent.futures.ThreadPoolExecutor | None = None
@@ -92,18 +93,6 @@ def _start(result: Any, deferred: list, keep: tuple, ordering: tuple | None) -> 
 
     _executor().submit(work)
     return handle
-
-
-def _run(deferred: list) -> None:
-    host = [d for d in deferred if type(d) is tuple]
-    if host:
-        _engines.active().copy_many(host)
-    # Device transfers: every tensor of a device enqueued before the host waits (one batch
-    # per device and direction).
-    downloads = [d for d in deferred if type(d) is _transfer.Download]
-    uploads = [d for d in deferred if type(d) is _transfer.Upload]
-    if downloads or uploads:
-        _transfer.run_deferred(downloads, uploads)
 
 
 def _ordering(device: torch.device | None) -> tuple | None:

@@ -32,22 +32,11 @@
 #include "core/kernels/kernel_set.h"
 #include "core/thread_pool.h"
 #include "core/torchnp_core.h"
+#include "check.h"
 
 using namespace torchnp::core;
 
 namespace {
-
-int g_failures = 0;
-#define CHECK(cond, ...)                                            \
-  do {                                                              \
-    if (!(cond)) {                                                  \
-      if (++g_failures < 50) {                                      \
-        std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        std::printf(__VA_ARGS__);                                   \
-        std::printf("\n");                                          \
-      }                                                             \
-    }                                                               \
-  } while (0)
 
 ScalarType T(int i) { return static_cast<ScalarType>(i); }
 

@@ -23,22 +23,11 @@
 
 #include "core/simulated_link.h"
 #include "core/transfer.h"
+#include "check.h"
 
 using namespace torchnp::core;
 
 namespace {
-
-int g_failures = 0;
-#define CHECK(cond, ...)                                            \
-  do {                                                              \
-    if (!(cond)) {                                                  \
-      if (++g_failures < 50) {                                      \
-        std::printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        std::printf(__VA_ARGS__);                                   \
-        std::printf("\n");                                          \
-      }                                                             \
-    }                                                               \
-  } while (0)
 
 uint64_t addr(const void* p) { return static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)); }
 
