@@ -5,7 +5,9 @@ default_collate as oracles."""
 from __future__ import annotations
 
 import collections
+import errno
 import gc
+import os
 import weakref
 
 import ml_dtypes
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader, default_collate
 
 import torchnp
 from torchnp import _engines, _tree
+from torchnp._engines import base as _base
 
 Pair = collections.namedtuple("Pair", "left right")
 BIG = _tree.BATCH_BYTES // 4 + 1  # float32 elements: a leaf that takes the batched path
@@ -368,6 +371,126 @@ def test_collate_in_dataloader_workers_uses_shared_memory():
     for got, want in zip(ours, theirs, strict=True):
         _assert_same_batch(got, want)
         assert got["image"].is_shared() and got["pair"].left.is_shared()
+
+
+@pytest.fixture
+def in_worker(monkeypatch):
+    """collate as inside a DataLoader worker (get_worker_info() is set), in this process."""
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="needs memfd_create (Linux)")
+def test_collate_in_a_worker_writes_a_shared_file(engine, in_worker):
+    rng = np.random.default_rng(3)
+    batch = [rng.random((3, 5, 7)).astype(np.float32) for _ in range(6)]
+    fds = _open_fds()
+    got = torchnp.collate(batch)
+    assert got.is_shared() and torch.equal(got, default_collate(batch))
+    fd, size = got.untyped_storage()._share_fd_cpu_()  # what the queue sends: a descriptor
+    assert size == got.nbytes and os.fstat(fd).st_size == got.nbytes
+    assert os.pread(fd, got.nbytes, 0) == np.stack(batch).tobytes()
+    assert _open_fds() == fds + 1  # the storage's own descriptor; ours is closed
+    del got
+    gc.collect()
+    assert _open_fds() == fds
+
+
+@pytest.mark.parametrize(
+    "case", ["cast", "byte-swapped", "strided", "file_system", "empty", "ragged"]
+)
+def test_collate_in_a_worker_other_batches(engine, in_worker, monkeypatch, case):
+    """Batches the file write does not take still give default_collate's shared result."""
+    rng = np.random.default_rng(4)
+    batch = [rng.random((4, 6)).astype(np.float32) for _ in range(3)]
+    if case == "cast":
+        batch[1] = batch[1].astype(np.float64)
+    elif case == "byte-swapped":
+        batch = [a.astype(">f4") for a in batch]
+    elif case == "strided":
+        batch = [a[:, ::2] for a in batch]
+    elif case == "file_system":
+        monkeypatch.setattr(torch.multiprocessing, "get_sharing_strategy", lambda: "file_system")
+    elif case == "empty":
+        batch = [np.zeros((0, 6), np.float32)] * 3
+    elif case == "ragged":
+        batch[2] = batch[2][:3]
+        with pytest.raises(ValueError, match=r"arrays\[2\] has shape \(3, 6\)"):
+            torchnp.collate(batch)
+        return
+    got = torchnp.collate(batch)
+    want = default_collate([torch.as_tensor(a.astype(a.dtype.newbyteorder("="))) for a in batch])
+    assert got.is_shared() and got.dtype == want.dtype and torch.equal(got, want)
+
+
+def test_collate_in_a_worker_takes_the_first_samples_type(engine, in_worker):
+    """As default_collate does in a worker (torch.stack into the first sample's type)."""
+    for pair in ((np.float32, np.float64), (np.float16, np.int16), (np.uint8, np.int8)):
+        batch = [np.ones(3, pair[0]), np.full(3, 2, pair[1])]
+        got, want = torchnp.collate(batch), default_collate(batch)
+        assert got.dtype == want.dtype and torch.equal(got, want) and got.is_shared(), pair
+    batch = [np.ones(3, np.int64), np.full(3, 2.5, np.float32)]
+    with pytest.raises(TypeError):
+        default_collate(batch)
+    with pytest.raises(TypeError, match=r"first array's type, torch.int64.*promote to"):
+        torchnp.collate(batch)
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="needs memfd_create (Linux)")
+def test_collate_in_a_worker_full_shared_memory_is_a_clear_error(engine, in_worker, monkeypatch):
+    def full(fd, buffers, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwritev", full)
+    fds = _open_fds()
+    with pytest.raises(RuntimeError, match=r"could not write a 96-byte batch into shared memory"):
+        torchnp.collate([np.ones((2, 4), np.float32)] * 3)
+    assert _open_fds() == fds  # nothing left open
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="needs memfd_create (Linux)")
+def test_write_file_goes_on_after_partial_writes(engine, monkeypatch):
+    """Every byte lands in order, whatever pwritev writes per call and however many arrays a
+    call may take (IOV_MAX), ml_dtypes, 0-d and empty arrays included."""
+    real = os.pwritev
+    calls = []
+
+    def short(fd, buffers, offset):  # at most 2 arrays' worth and 1000 bytes per call
+        buffers = list(buffers)
+        assert len(buffers) <= 3
+        calls.append(len(buffers))
+        head = b"".join(bytes(b) for b in buffers)[:1000]
+        return real(fd, [head], offset)
+
+    monkeypatch.setattr(os, "pwritev", short)
+    monkeypatch.setattr(_base, "_iov_max", lambda: 3)
+    rng = np.random.default_rng(5)
+    sources = [
+        rng.random(700),
+        np.zeros(0, np.float32),
+        np.array(7, np.int16),
+        rng.random(33).astype(ml_dtypes.bfloat16),
+        rng.integers(0, 255, (17, 9), dtype=np.uint8),
+        rng.random(300).astype(np.float32)[::-1].copy(),
+    ]
+    expected = b"".join(a.tobytes() for a in sources)
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, 11 + len(expected))
+        _engines.active().write_file(fd, 11, sources)
+        assert os.pread(fd, len(expected), 11) == expected
+        assert os.pread(fd, 11, 0) == bytes(11)
+    finally:
+        os.close(fd)
+    assert len(calls) > len(expected) // 1000  # the loop really went on after short writes
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _engines.active().write_file(0, 0, [np.zeros((4, 4))[:, ::2]])
+    monkeypatch.setattr(os, "pwritev", lambda fd, buffers, offset: 0)
+    with pytest.raises(OSError, match="wrote nothing"):
+        _engines.active().write_file(0, 0, [np.zeros(4)])
 
 
 # ---- the engines' copy_many -----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -203,6 +204,59 @@ def _collated_dtype(items: list[np.ndarray]) -> torch.dtype:
     return target
 
 
+def _worker_dtype(items: list[np.ndarray], promoted: torch.dtype) -> torch.dtype:
+    """Inside a worker default_collate stacks into shared memory of the first sample's type
+    (``torch.stack(..., out=)``): the others are cast to it where torch allows the cast."""
+    first = _collated_dtype(items[:1])
+    if promoted != first and not torch.can_cast(promoted, first):
+        raise TypeError(
+            f"torchnp.collate: inside a DataLoader worker the batch takes its first array's "
+            f"type, {first}, and the batch's types promote to {promoted}, which torch does not "
+            f"cast to {first} (default_collate raises the same way); give every sample one type"
+        )
+    return first
+
+
+def _written_shared_stack(items: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor | None:
+    """In a DataLoader worker: the stacked result in a new shared-memory file whose pages the
+    kernel fills straight from the arrays (``pwritev``), or None where that does not apply.
+
+    ``default_collate`` maps fresh shared memory and writes it through the mapping: torch
+    first allocates and zeroes every page (``posix_fallocate``), then each 4 KiB page faults
+    as the stack first writes it, a few microseconds a page on a VM. Written through the file,
+    the pages are allocated as they are filled, never zeroed, and never mapped in the worker;
+    the main process receives the file as it receives torch's (an fd, the default
+    ``file_descriptor`` sharing strategy). Applies when every array already holds the result's
+    element type contiguously; other batches are cast or re-laid out on the engine's copy.
+    """
+    target = element_type_of_torch(dtype).numpy
+    nbytes = sum(a.nbytes for a in items)
+    if (
+        nbytes == 0
+        or not hasattr(os, "memfd_create")
+        or not hasattr(torch.UntypedStorage, "_new_shared_fd_cpu")
+        or torch.multiprocessing.get_sharing_strategy() != "file_descriptor"
+        or any(a.dtype != target or not a.flags.c_contiguous for a in items)
+    ):
+        return None
+    try:
+        fd = os.memfd_create("torchnp-collate", os.MFD_CLOEXEC)
+    except OSError:  # no memfd here (an old kernel, a sandbox): torch's own shared memory
+        return None
+    try:
+        os.ftruncate(fd, nbytes)
+        _engines.active().write_file(fd, 0, items)
+        storage = torch.UntypedStorage._new_shared_fd_cpu(fd, nbytes)
+    except OSError as exc:
+        raise RuntimeError(
+            f"torchnp.collate could not write a {nbytes}-byte batch into shared memory: {exc}. "
+            "Free memory, use a smaller batch_size, or num_workers=0"
+        ) from exc
+    finally:
+        os.close(fd)  # the storage holds its own descriptor
+    return torch.empty(0, dtype=dtype).set_(storage).view(len(items), *items[0].shape)
+
+
 def _shared_stack_out(items: list[np.ndarray], dtype: torch.dtype) -> torch.Tensor:
     """In a DataLoader worker: the stacked result in shared memory, as default_collate makes it
     (the batch then crosses to the main process without a copy)."""
@@ -249,8 +303,14 @@ def _collate_arrays(batch: Sequence[np.ndarray], *, collate_fn_map: Any = None) 
         raise TypeError(_torch_collate.default_collate_err_msg_format.format(elem.dtype))
     items = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in batch]
     dtype = _collated_dtype(items)
+    in_worker = torch.utils.data.get_worker_info() is not None
+    if in_worker:
+        dtype = _worker_dtype(items, dtype)
     out = None
-    if torch.utils.data.get_worker_info() is not None and all(a.shape == elem.shape for a in items):
+    if in_worker and all(a.shape == elem.shape for a in items):
+        written = _written_shared_stack(items, dtype)
+        if written is not None:
+            return written
         out = _shared_stack_out(items, dtype)
     return stack_from_numpy(items, dtype=dtype, out=out)
 
@@ -266,10 +326,11 @@ def collate(batch: Sequence[Any]) -> Any:
     walks the samples: tensors are stacked by ``torch.stack``, numbers become tensors, strings
     stay lists, dicts and namedtuples keep their types), with one difference in how it gets
     there: ndarray leaves are stacked by :func:`stack_from_numpy`, straight from the arrays, with
-    no tensor per sample; inside DataLoader workers the result lies in shared memory, as
-    ``default_collate``'s does. It also takes arrays torch cannot (bfloat16/float8 via
-    ml_dtypes, other byte orders, negative strides). Ragged ndarray leaves raise ValueError
-    (``default_collate``: RuntimeError).
+    no tensor per sample; inside DataLoader workers the result lies in shared memory and takes
+    the first sample's type, as ``default_collate``'s does there (written into the shared file
+    by the kernel when the arrays already hold that type contiguously). It also takes arrays
+    torch cannot (bfloat16/float8 via ml_dtypes, other byte orders, negative strides). Ragged
+    ndarray leaves raise ValueError (``default_collate``: RuntimeError).
 
     Parameters
     ----------

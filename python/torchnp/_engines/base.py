@@ -7,7 +7,9 @@ an engine then moves the bytes, through three verbs:
   the cast, byte swaps and sign flips fused), staging the source first when it may overlap the
   destination;
 - :meth:`Engine.download`: a device tensor into a host array;
-- :meth:`Engine.upload`: a host array into a device tensor.
+- :meth:`Engine.upload`: a host array into a device tensor;
+- :meth:`Engine.write_file`: contiguous host arrays into a file (shared memory), one after
+  another, by the kernel's ``pwritev``.
 
 Every element of the destination becomes ``flip(src)`` cast exactly as ``src.astype(dst.dtype)``
 would (one exception: complex32 -> bool follows NumPy's complex rule, see the Python engine),
@@ -23,6 +25,10 @@ engine's own host copy, so both engines give the same bytes everywhere.
 from __future__ import annotations
 
 import enum
+import errno
+import functools
+import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -77,6 +83,29 @@ class Engine:
         its threads at once (a tree of tensors, a stack of arrays)."""
         for dst, src, negate in copies:
             self.copy(dst, src, negate)
+
+    def write_file(self, fd: int, offset: int, sources: Sequence[np.ndarray]) -> None:
+        """Write the bytes of C-contiguous host arrays `sources`, one after another, into open
+        file `fd` from byte `offset` on, through the kernel (``pwritev``, IOV_MAX arrays per
+        call, the GIL released): the page cache of a shared-memory file is written directly,
+        with no page of it mapped, faulted or zeroed in this process. Partial writes go on
+        where they stopped; a failure raises OSError (e.g. ENOSPC when shared memory is full).
+        """
+        views = [_bytes_of(s) for s in sources if s.nbytes]
+        limit = _iov_max()
+        i = 0
+        while i < len(views):
+            written = os.pwritev(fd, views[i : i + limit], offset)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, "pwritev wrote nothing", f"fd {fd}")
+            offset += written
+            while written:  # step past what was written, trimming a partly written array
+                n = len(views[i])
+                if written < n:
+                    views[i] = views[i][written:]
+                    break
+                written -= n
+                i += 1
 
     def to_numpy_replay(self, target, d_code, d_swap, s_code, stored, layout, share, carrier):
         """A replay of a memoised to_numpy decision (_fast), moving its bytes with this engine."""
@@ -138,3 +167,18 @@ class Engine:
         staging = empty_in_memory_order(dst.shape, [s * itemsize for s in dst.stride()], target)
         self._host_copy(staging, src, 0)
         dst.copy_(tensor_view(staging, dst.dtype))
+
+
+def _bytes_of(a: np.ndarray) -> memoryview:
+    """A C-contiguous array's bytes as a flat memoryview (any element type, ml_dtypes included)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("write_file needs C-contiguous arrays")
+    return memoryview(a.reshape(-1).view(np.uint8))
+
+
+@functools.cache
+def _iov_max() -> int:
+    try:
+        return max(int(os.sysconf("SC_IOV_MAX")), 16)
+    except (ValueError, OSError):
+        return 1024
