@@ -318,3 +318,148 @@ def test_a_copy_the_policy_refuses_is_never_answered_from_the_memo(engine):
                 torchnp.to_numpy(t, copy=bad, out=out)
             with pytest.raises(ValueError, match="copy must be None, True or False"):
                 torchnp.from_numpy(x, copy=bad)
+
+
+# ---- the direct view (native tensor_view) ----------------------------------------------------
+
+NUMPY_TYPED = [
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.uint16,
+    torch.bool,
+    torch.complex64,
+    torch.complex128,
+]
+
+
+def _native_or_skip():
+    native = torchnp._engines.loaded_native()
+    if native is None:
+        pytest.skip("the native engine is not loaded")
+    return native
+
+
+@pytest.mark.single_engine
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from(NUMPY_TYPED))
+def test_the_direct_view_is_torchs_view(data, dtype):
+    """The native view is built from the tensor's metadata instead of through Tensor.numpy():
+    the same dtype, shape, strides, data pointer and flags as torch's own view."""
+    native = _native_or_skip()
+    t = data.draw(tensors(dtype)).detach()
+    view, theirs = native._C.tensor_view(t), t.numpy()
+    assert view.dtype == theirs.dtype and view.shape == theirs.shape
+    assert view.strides == theirs.strides
+    if t.numel():  # (an empty view's pointer is torch's own, new each call)
+        assert view.__array_interface__["data"] == theirs.__array_interface__["data"]
+    flags = ("C_CONTIGUOUS", "F_CONTIGUOUS", "OWNDATA", "WRITEABLE", "ALIGNED", "WRITEBACKIFCOPY")
+    assert [view.flags[f] for f in flags] == [theirs.flags[f] for f in flags]
+    assert view.base is not None  # it holds the memory (the storage) while it lives
+
+
+@pytest.mark.single_engine
+def test_the_direct_view_leaves_the_rest_to_torch_and_the_policy():
+    native = _native_or_skip()
+    C = native._C
+    t = torch.arange(6.0).reshape(2, 3)
+    assert C.tensor_view(t).base is not None and type(C.tensor_view(t).base) is not torch.Tensor
+    # Refused outright (the policy's turn): bits, grad, types torch has no NumPy view of.
+    for refused in (
+        torch.ones(2, dtype=torch.complex64).conj(),
+        torch.ones(2, dtype=torch.complex64).conj().imag,  # the negative bit
+        torch.ones(2, requires_grad=True),
+        torch.ones(2, dtype=torch.bfloat16),
+        torch.ones(2).to_sparse(),
+        torch.ones(2, device="meta"),
+    ):
+        assert C.tensor_view(refused) is None, refused
+    # torch's own answer where the direct view has none to give (no memory: an empty tensor).
+    empty = torch.ones(0)
+    assert C.tensor_view(empty).shape == (0,)
+    # Storage freed under the tensor (FSDP's resize_(0)): nothing is viewed.
+    freed = torch.ones(8)
+    view = freed[2:]
+    freed.untyped_storage().resize_(0)
+    assert C.tensor_view(view) is None
+    # The view keeps the memory alive after the tensor is gone, and set_ does not free it.
+    u = torch.arange(4.0)
+    a = C.tensor_view(u)
+    u.set_(torch.zeros(1))
+    del u
+    assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+# ---- the public entries (_C.Entry) ------------------------------------------------------------
+
+
+@pytest.mark.single_engine
+def test_the_public_functions_are_native_entries_with_the_python_functions_face():
+    import inspect
+    import pickle
+    import typing
+
+    from torchnp import _from_numpy, _to_numpy
+
+    native = _native_or_skip()
+    for entry, fn in (
+        (torchnp.to_numpy, _to_numpy.to_numpy),
+        (torchnp.from_numpy, _from_numpy.from_numpy),
+    ):
+        assert type(entry) is native._C.Entry
+        assert inspect.signature(entry) == inspect.signature(fn)
+        assert typing.get_type_hints(entry) == typing.get_type_hints(fn)
+        assert entry.__doc__ == fn.__doc__ and entry.__name__ == fn.__name__
+        assert entry.__module__ == "torchnp" and inspect.unwrap(entry) is fn
+        assert pickle.loads(pickle.dumps(entry)) is entry
+        assert repr(entry) == f"<native function torchnp.{fn.__name__}>"
+
+    class Holder:
+        convert = torchnp.to_numpy  # looked up on a class or instance, not bound
+
+    assert Holder().convert(torch.ones(2)).tolist() == [1.0, 1.0]
+
+
+def test_the_entries_hand_every_other_call_to_the_policy(engine):
+    """Any call shape the entry does not answer itself gets the Python function's result or
+    error: out=, positional extras, unknown or repeated keywords, subclasses, other types."""
+    t = torch.arange(6.0).reshape(2, 3)
+    x = np.arange(6.0)
+    out = np.empty((2, 3), np.float16)
+    assert torchnp.to_numpy(t, np.float16, out=out) is out and out.tolist() == t.tolist()
+    assert torchnp.to_numpy(t, "f2", copy=True, order="F").flags.f_contiguous
+    assert torchnp.to_numpy(t, order=np.str_("C")).flags.c_contiguous
+    assert torchnp.to_numpy(torch.nn.Parameter(t)).tolist() == t.tolist()
+    assert torchnp.from_numpy(x, torch.float32, device="cpu").dtype == torch.float32
+    assert torchnp.from_numpy(x.astype(">f8"), copy=None).tolist() == x.tolist()
+    assert torchnp.from_numpy([[1, 2], [3, 4]]).shape == (2, 2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'orde'"):
+        torchnp.to_numpy(t, orde="C")
+    with pytest.raises(TypeError, match="multiple values for argument 'dtype'"):
+        torchnp.to_numpy(t, np.float32, dtype=np.float32)
+    with pytest.raises(TypeError, match="positional argument"):
+        torchnp.to_numpy(t, None, None)
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        torchnp.from_numpy()
+    with pytest.raises(ValueError, match="copy must be None, True or False"):
+        torchnp.from_numpy(x, copy="yes")
+
+
+@pytest.mark.single_engine
+def test_the_entries_follow_the_active_engine():
+    """Under the Python engine every call goes to the Python function (torch's own views)."""
+    _native_or_skip()
+    from torchnp import _engines
+
+    t = torch.arange(3.0)
+    previous = _engines.use("python")
+    try:
+        assert type(torchnp.to_numpy(t).base) is torch.Tensor  # torch's .numpy(): an alias
+    finally:
+        _engines.restore(previous)
+    assert type(torchnp.to_numpy(t).base) is not torch.Tensor  # the direct view: the storage

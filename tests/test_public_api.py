@@ -10,7 +10,12 @@ import pytest
 
 import torchnp
 
-FUNCTIONS = [n for n in torchnp.__all__ if inspect.isfunction(getattr(torchnp, n))]
+# Functions, and the native entries that front to_numpy / from_numpy (their __wrapped__).
+FUNCTIONS = [n for n in torchnp.__all__ if inspect.isfunction(inspect.unwrap(getattr(torchnp, n)))]
+
+
+def test_the_conversions_are_checked_here():
+    assert {"to_numpy", "from_numpy", "tree_to_numpy", "collate"} <= set(FUNCTIONS)
 
 
 @pytest.mark.single_engine

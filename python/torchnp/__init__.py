@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch  # noqa: F401  (loads libtorch before the compiled engine needs it)
 
+from torchnp import _fast
 from torchnp._async import Transfer, from_numpy_async, to_numpy_async
 from torchnp._device import set_staging
 from torchnp._from_numpy import from_numpy
@@ -26,6 +27,11 @@ from torchnp._transfer import (
     transfer_log,
 )
 from torchnp._tree import tree_from_numpy, tree_to_numpy
+
+# The two conversions as native entries (one C call for what the fast path answers; the Python
+# functions above for everything else), when the native engine is loaded.
+to_numpy = _fast.public_entry(to_numpy, 0)
+from_numpy = _fast.public_entry(from_numpy, 1)
 
 __all__ = [
     "Info",

@@ -418,6 +418,24 @@ tensor_view: Callable[[torch.Tensor], Any] = python_tensor_view
 _initialised: set[int] = set()
 
 
+def _numpy_types() -> dict[torch.dtype, np.dtype]:
+    """torch dtype -> the NumPy dtype torch's own Tensor.numpy() gives it, asked of torch itself
+    (the native direct view builds exactly those views, and leaves every other type to it)."""
+    candidates = (
+        "bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+        "float16", "float32", "float64", "complex64", "complex128",
+    )  # fmt: skip
+    types = {}
+    for name in candidates:
+        dt = getattr(torch, name, None)
+        if isinstance(dt, torch.dtype):
+            try:
+                types[dt] = _tensor_numpy(torch.empty(1, dtype=dt)).dtype
+            except (RuntimeError, TypeError):
+                continue  # an older torch without a NumPy view of this type
+    return types
+
+
 def activate(engine: Any) -> None:
     """Switch the fast path to `engine`: forget the other engine's replays, and use the native
     entries when the engine has them."""
@@ -427,10 +445,52 @@ def activate(engine: Any) -> None:
     if C is None:
         to_numpy, from_numpy = python_to_numpy, python_from_numpy
         tensor_view = python_tensor_view
+        _entries_on(False)
         return
     if id(C) not in _initialised:
         storage = torch._C.StorageBase
         methods = (torch.Tensor.untyped_storage, storage.data_ptr, storage.nbytes)
         C.fast_init(torch.Tensor, _tensor_numpy, methods, _TO_NUMPY, _FROM_NUMPY, tuple(CARRIED))
+        tensor = torch.Tensor
+        C.view_init(
+            _numpy_types(),
+            torch.strided,
+            (tensor.data_ptr, tensor.stride, tensor.is_conj, tensor.is_neg),
+        )
+        C.entry_init(COPY_TYPES, _torch_from_numpy)
         _initialised.add(id(C))
     to_numpy, from_numpy, tensor_view = C.fast_to_numpy, C.fast_from_numpy, C.tensor_view
+    _entries_on(True)
+
+
+# ---- the public entries -------------------------------------------------------------------
+
+_entry_modules: list[Any] = []  # the native modules whose entries back the public functions
+
+
+def _entries_on(on: bool) -> None:
+    for C in _entry_modules:
+        C.entries_enabled(on)
+
+
+def public_entry(fn: Callable[..., Any], kind: int) -> Callable[..., Any]:
+    """`fn` (_to_numpy.to_numpy, kind 0, or _from_numpy.from_numpy, kind 1) as the public
+    function: the native Entry (_C.Entry), which answers what the fast path can in one C call
+    and hands every other call to `fn`, when the native binary is loaded and the native engine
+    active; `fn` itself otherwise. The entry carries fn's name, docstring, annotations and
+    signature (``__wrapped__``), so help(), inspect and doctest see the Python function."""
+    from torchnp import _engines
+
+    native = _engines.loaded_native()
+    if native is None or not hasattr(native._C, "Entry"):
+        return fn
+    C = native._C
+    entry = C.Entry(fn, kind)
+    for name in ("__name__", "__qualname__", "__doc__", "__annotations__"):
+        setattr(entry, name, getattr(fn, name))
+    entry.__module__ = "torchnp"  # where it lives: pickled by name, as torchnp.<name>
+    entry.__wrapped__ = fn
+    if C not in _entry_modules:
+        _entry_modules.append(C)
+    C.entries_enabled(_engines.active() is native)
+    return entry
