@@ -369,11 +369,13 @@ def test_the_direct_view_leaves_the_rest_to_torch_and_the_policy():
     C = native._C
     t = torch.arange(6.0).reshape(2, 3)
     assert C.tensor_view(t).base is not None and type(C.tensor_view(t).base) is not torch.Tensor
-    # Refused outright (the policy's turn): bits, grad, types torch has no NumPy view of.
+    # A tensor that requires grad: its values, as the policy's detached view.
+    grad = torch.arange(3.0, requires_grad=True)
+    assert C.tensor_view(grad).__array_interface__ == grad.detach().numpy().__array_interface__
+    # Refused outright (the policy's turn): bits, types torch has no NumPy view of, layouts.
     for refused in (
         torch.ones(2, dtype=torch.complex64).conj(),
         torch.ones(2, dtype=torch.complex64).conj().imag,  # the negative bit
-        torch.ones(2, requires_grad=True),
         torch.ones(2, dtype=torch.bfloat16),
         torch.ones(2).to_sparse(),
         torch.ones(2, device="meta"),

@@ -52,57 +52,89 @@ void fresh_strides(int nd, const py::ssize_t* shape, const py::ssize_t* strides,
   }
 }
 
-// The replay of a to_numpy / from_numpy copy decision: the source itself when `share` (the
-// decision: same element type, no copy asked for) and its layout fits `layout`; otherwise a
-// fresh array of `descr` in that layout holding the cast. None when the result would be
-// `max_bytes` or more: large results go through the policy (its recycling pool). Written for
-// small calls: the result comes straight from PyArray_NewFromDescr, the plan from the arrays'
-// own fields.
-py::object convert(const py::array& src, const py::dtype& descr, int dst_code, bool dst_swap,
-                   int src_code, bool src_swap, int layout_code, bool share, int64_t max_bytes) {
-  if (layout_code < 0 || layout_code > 3) throw std::invalid_argument("torchnp._C: bad layout");
-  auto layout = static_cast<Layout>(layout_code);
+// A source's memory as the copy reads it: a NumPy array's fields, or a tensor's (TensorMeta).
+struct Source {
+  void* data;
+  int nd;
+  const py::ssize_t* dims;
+  const py::ssize_t* strides;  // bytes
+  int64_t itemsize;
+  bool c, f;  // NumPy's C / F contiguity flags of this layout
+};
+
+Source source_of(const py::array& src) {
   const auto* proxy = npy::array_proxy(src.ptr());
-  const int flags = proxy->flags;
-  const bool c = (flags & npy::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
-  const bool f = (flags & npy::npy_api::NPY_ARRAY_F_CONTIGUOUS_) != 0;
-  if (share && (layout == Layout::kKeep || layout == Layout::kA ||
-                (layout == Layout::kC && c) || (layout == Layout::kF && f))) {
-    return src;
-  }
-  const int nd = proxy->nd;
+  return {proxy->data,
+          proxy->nd,
+          proxy->dimensions,
+          proxy->strides,
+          src.itemsize(),
+          (proxy->flags & npy::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0,
+          (proxy->flags & npy::npy_api::NPY_ARRAY_F_CONTIGUOUS_) != 0};
+}
+
+// A fresh array of `descr` in `layout` holding the cast of `src`, or None when it would be
+// `max_bytes` or more: large results go through the policy (its recycling pool). Written for
+// small calls: the result comes straight from PyArray_NewFromDescr, the plan from the fields.
+py::object fresh_copy(const Source& src, const py::dtype& descr, int dst_code, bool dst_swap,
+                      int src_code, bool src_swap, Layout layout, int64_t max_bytes) {
+  const int nd = src.nd;
   const int64_t itemsize = descr.itemsize();
   int64_t numel = 1;
-  for (int d = 0; d < nd; ++d) numel *= proxy->dimensions[d];
+  for (int d = 0; d < nd; ++d) numel *= src.dims[d];
   if (numel * itemsize >= max_bytes) return py::none();
-  if (layout == Layout::kA) layout = (f && !c) ? Layout::kF : Layout::kC;
+  if (layout == Layout::kA) layout = (src.f && !src.c) ? Layout::kF : Layout::kC;
   std::array<py::ssize_t, core::kMaxDims> strides;
-  fresh_strides(nd, proxy->dimensions, proxy->strides, itemsize, layout, strides.data());
+  fresh_strides(nd, src.dims, src.strides, itemsize, layout, strides.data());
   auto& api = npy::npy_api::get();
   PyObject* raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr.inc_ref().ptr(), nd,
-                                            proxy->dimensions, strides.data(), nullptr, 0,
-                                            nullptr);  // NumPy allocates (and owns) the data
+                                            const_cast<py::ssize_t*>(src.dims), strides.data(),
+                                            nullptr, 0, nullptr);  // NumPy owns the data
   if (raw == nullptr) throw py::error_already_set();
   auto dst = py::reinterpret_steal<py::array>(raw);
   if (numel > 0) {
     core::Operand s_op, d_op;
-    s_op.data = proxy->data;
+    s_op.data = static_cast<char*>(src.data);
     s_op.dtype = to_scalar_type(src_code);
     s_op.byteswapped = src_swap;
-    s_op.strides = strides_of(src);
+    s_op.strides = {reinterpret_cast<const int64_t*>(src.strides), static_cast<size_t>(nd)};
     d_op.data = npy::array_proxy(raw)->data;
     d_op.dtype = to_scalar_type(dst_code);
     d_op.byteswapped = dst_swap;
     d_op.strides = {reinterpret_cast<const int64_t*>(strides.data()), static_cast<size_t>(nd)};
-    if (core::itemsize(s_op.dtype) != src.itemsize() || core::itemsize(d_op.dtype) != itemsize) {
+    if (core::itemsize(s_op.dtype) != src.itemsize || core::itemsize(d_op.dtype) != itemsize) {
       throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
     }
-    const int64_t traffic = numel * (src.itemsize() + itemsize);
-    const core::Plan plan = core::plan_copy(shape_of(src), d_op, s_op, core::Negate::kNone,
+    const int64_t traffic = numel * (src.itemsize + itemsize);
+    const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(src.dims),
+                                         static_cast<size_t>(nd)};
+    const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
                                             traffic < kReleaseGilBytes ? 1 : torch_threads());
     run(plan, s_op.data, d_op.data, nullptr);
   }
   return dst;
+}
+
+Layout layout_of(int layout_code) {
+  if (layout_code < 0 || layout_code > 3) throw std::invalid_argument("torchnp._C: bad layout");
+  return static_cast<Layout>(layout_code);
+}
+
+// Whether a decision to share (same element type, no copy asked for) gives the source itself:
+// its layout fits the requested one.
+bool shared_layout_fits(Layout layout, bool c, bool f) {
+  return layout == Layout::kKeep || layout == Layout::kA || (layout == Layout::kC && c) ||
+         (layout == Layout::kF && f);
+}
+
+// The replay of a to_numpy / from_numpy copy decision: the source itself when `share` and its
+// layout fits `layout`; otherwise fresh_copy.
+py::object convert(const py::array& src, const py::dtype& descr, int dst_code, bool dst_swap,
+                   int src_code, bool src_swap, int layout_code, bool share, int64_t max_bytes) {
+  const Layout layout = layout_of(layout_code);
+  const Source source = source_of(src);
+  if (share && shared_layout_fits(layout, source.c, source.f)) return src;
+  return fresh_copy(source, descr, dst_code, dst_swap, src_code, src_swap, layout, max_bytes);
 }
 
 // NumPy type numbers torch.from_numpy holds as the same torch type (bool, the integers, half,
@@ -249,75 +281,103 @@ py::object attr_of(PyObject* obj, PyObject* name) {
   return py::object();
 }
 
-// The view torch's Tensor.numpy() gives of a plain CPU tensor (same dtype, shape, byte strides,
-// data pointer and flags), made here in one pass over the tensor's metadata instead of through
-// torch's: that builds a detached alias tensor as the array's base (~0.4 us of its ~0.7). The
-// base here is the tensor's storage, which keeps the memory alive just as that alias does.
-// Nothing (a null object) for anything but a strided CPU tensor without conj/neg bits, of a
-// type torch's .numpy() maps itself (numpy_types), with memory, inside its storage: the caller
-// then asks torch (whose refusals and views stay the reference).
-//
-// With `descr` (a replay's, for the tensor's dtype it was memoised for: an ml_dtypes type for the
-// types torch has no NumPy view of) the view has that element type instead, which must be the
-// tensor's bits exactly; requires_grad does not matter then (the values are viewed, as the
-// policy's detached view does).
-py::object direct_view(PyObject* tensor, PyObject* descr = nullptr) {
-  if (g_fast.numpy_types == nullptr) return py::object();
-  if (descr == nullptr) {
-    py::object dt = attr_of(tensor, g_fast.dtype_name);
-    if (!dt) return dt;
-    descr = PyDict_GetItemWithError(g_fast.numpy_types, dt.ptr());  // borrowed
-    if (descr == nullptr) {
-      if (PyErr_Occurred()) throw py::error_already_set();
-      return py::object();
+// A plain CPU tensor's memory, read from its metadata: what a view of it (view_of) or a copy
+// from it (ToNumpyReplay) needs, and its storage, which holds the memory.
+struct TensorMeta {
+  uint64_t data = 0;
+  int nd = 0;
+  std::array<py::ssize_t, core::kMaxDims> dims, strides;  // strides in bytes
+  PyObject* descr = nullptr;  // borrowed: the element type read
+  int64_t itemsize = 0;
+  py::object storage;
+
+  // NumPy's contiguity flags of this layout (its rule: size-1 dims do not count; no dim here
+  // is empty).
+  bool contiguous(bool fortran) const {
+    int64_t step = itemsize;
+    for (int k = 0; k < nd; ++k) {
+      const int d = fortran ? k : nd - 1 - k;
+      if (dims[d] == 1) continue;
+      if (strides[d] != step) return false;
+      step *= dims[d];
     }
+    return true;
   }
+  Source source() const {
+    return {reinterpret_cast<void*>(data), nd, dims.data(), strides.data(), itemsize,
+            contiguous(false), contiguous(true)};
+  }
+};
+
+// Reads `tensor`'s memory as elements of `descr` into `m` (`descr` must be the tensor's bits
+// exactly: torch's own NumPy type for it, or the ml_dtypes type of a replay); false for
+// anything but a strided CPU tensor without conj/neg bits, with memory, not empty, lying inside
+// its storage (the caller then asks torch, whose refusals stay the reference). requires_grad
+// does not matter: the values are read, as the policy's detached view reads them.
+bool read_meta(PyObject* tensor, PyObject* descr, TensorMeta& m) {
   py::object layout = attr_of(tensor, g_fast.layout_name);
-  if (!layout || layout.ptr() != g_fast.strided) return py::object();
+  if (!layout || layout.ptr() != g_fast.strided) return false;
   py::object cpu = attr_of(tensor, g_fast.is_cpu_name);
-  if (!cpu || cpu.ptr() != Py_True) return py::object();
-  for (PyObject* bit : {g_fast.is_conj, g_fast.is_neg}) {
-    py::object set = call_refusable(bit, tensor);
-    if (!set || set.ptr() != Py_False) return py::object();
+  if (!cpu || cpu.ptr() != Py_True) return false;
+  // Only complex tensors carry the conjugate bit (and ml_dtypes types are checked anyway).
+  const auto* d = npy::array_descriptor_proxy(descr);
+  if (d->kind == 'c' || d->type_num >= 256) {
+    py::object conj = call_refusable(g_fast.is_conj, tensor);
+    if (!conj || conj.ptr() != Py_False) return false;
   }
+  py::object neg = call_refusable(g_fast.is_neg, tensor);
+  if (!neg || neg.ptr() != Py_False) return false;
   py::object address = call_refusable(g_fast.data_ptr, tensor);
-  if (!address) return address;
-  const auto data = static_cast<uint64_t>(PyLong_AsUnsignedLongLong(address.ptr()));
+  if (!address) return false;
+  m.data = static_cast<uint64_t>(PyLong_AsUnsignedLongLong(address.ptr()));
   if (PyErr_Occurred()) throw py::error_already_set();
-  if (data == 0) return py::object();  // no memory: torch's own answer
+  if (m.data == 0) return false;  // no memory: torch's own answer
   py::object shape = attr_of(tensor, g_fast.shape_name);
-  if (!shape) return shape;
+  if (!shape) return false;
   py::object strides = call_refusable(g_fast.stride, tensor);
-  if (!strides || !PyTuple_Check(shape.ptr()) || !PyTuple_Check(strides.ptr())) {
-    return py::object();
-  }
+  if (!strides || !PyTuple_Check(shape.ptr()) || !PyTuple_Check(strides.ptr())) return false;
   const Py_ssize_t nd = PyTuple_GET_SIZE(shape.ptr());
-  if (nd > core::kMaxDims || PyTuple_GET_SIZE(strides.ptr()) != nd) return py::object();
-  const int64_t itemsize = py::reinterpret_borrow<py::dtype>(descr).itemsize();
-  std::array<py::ssize_t, core::kMaxDims> dims, bytes;
-  for (Py_ssize_t d = 0; d < nd; ++d) {
-    dims[d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape.ptr(), d));
-    bytes[d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(strides.ptr(), d)) * itemsize;
+  if (nd > core::kMaxDims || PyTuple_GET_SIZE(strides.ptr()) != nd) return false;
+  m.nd = static_cast<int>(nd);
+  m.descr = descr;
+  m.itemsize = py::reinterpret_borrow<py::dtype>(descr).itemsize();
+  for (int k = 0; k < m.nd; ++k) {
+    m.dims[k] = PyLong_AsSsize_t(PyTuple_GET_ITEM(shape.ptr(), k));
+    m.strides[k] = PyLong_AsSsize_t(PyTuple_GET_ITEM(strides.ptr(), k)) * m.itemsize;
   }
   if (PyErr_Occurred()) throw py::error_already_set();
-  for (Py_ssize_t d = 0; d < nd; ++d) {
-    if (dims[d] == 0) return py::object();  // empty: torch's own answer (its own data pointer)
+  for (int k = 0; k < m.nd; ++k) {
+    if (m.dims[k] == 0) return false;  // empty: torch's own answer (its own data pointer)
   }
-  py::object storage =
-      storage_holding(tensor, data, static_cast<int>(nd), dims.data(), bytes.data(), itemsize);
-  if (!storage || storage.is_none()) return py::object();
+  m.storage = storage_holding(tensor, m.data, m.nd, m.dims.data(), m.strides.data(), m.itemsize);
+  return m.storage && !m.storage.is_none();
+}
+
+// The view torch's Tensor.numpy() gives of the tensor `m` was read from (same dtype, shape, byte
+// strides, data pointer and flags), made here from the metadata instead of through torch's,
+// which builds a detached alias tensor as the array's base. The base here is the tensor's
+// storage, which keeps the memory alive just as that alias does.
+py::object view_of(TensorMeta& m) {
   auto& api = npy::npy_api::get();
-  Py_INCREF(descr);  // PyArray_NewFromDescr steals it
+  Py_INCREF(m.descr);  // PyArray_NewFromDescr steals it
   PyObject* raw = api.PyArray_NewFromDescr_(
-      api.PyArray_Type_, descr, static_cast<int>(nd), dims.data(), bytes.data(),
-      reinterpret_cast<void*>(data),
+      api.PyArray_Type_, m.descr, m.nd, m.dims.data(), m.strides.data(),
+      reinterpret_cast<void*>(m.data),
       npy::npy_api::NPY_ARRAY_ALIGNED_ | npy::npy_api::NPY_ARRAY_WRITEABLE_, nullptr);
   if (raw == nullptr) throw py::error_already_set();
   auto view = py::reinterpret_steal<py::object>(raw);
-  if (api.PyArray_SetBaseObject_(raw, storage.release().ptr()) != 0) {
+  if (api.PyArray_SetBaseObject_(raw, m.storage.release().ptr()) != 0) {
     throw py::error_already_set();
   }
   return view;
+}
+
+// torch's NumPy type for a torch dtype (borrowed), or nullptr: a type its .numpy() refuses.
+PyObject* numpy_type_of(PyObject* dt) {
+  if (g_fast.numpy_types == nullptr) return nullptr;
+  PyObject* descr = PyDict_GetItemWithError(g_fast.numpy_types, dt);
+  if (descr == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  return descr;
 }
 
 // torch's own view of `tensor` when it gives one and it lies inside the tensor's storage; else
@@ -342,27 +402,32 @@ class ToNumpyReplay {
   py::object operator()(py::handle tensor) const { return run(tensor); }
 
   py::object run(py::handle tensor) const {
-    // The view made here (of the stored element type, an ml_dtypes one included), else torch's.
-    py::object view = direct_view(tensor.ptr(), stored_.ptr());
-    const bool direct = static_cast<bool>(view);
-    if (!direct) {
-      // A tensor that requires grad: the values are what is converted (the policy detaches
-      // too), detached first rather than after torch refuses it (its C++ exception: ~9 us).
-      py::object grad = py::reinterpret_steal<py::object>(
-          PyObject_GetAttr(tensor.ptr(), g_fast.requires_grad_name));
-      if (!grad) throw py::error_already_set();
-      view = grad.ptr() == Py_False ? view_of(tensor) : view_of(tensor.attr("detach")());
+    // Read from the tensor's metadata where it can be (of the stored element type, an ml_dtypes
+    // one included): a shared result is the view made from it; a copy reads the memory as it is.
+    TensorMeta meta;
+    if (g_fast.numpy_types != nullptr && read_meta(tensor.ptr(), stored_.ptr(), meta)) {
+      const Layout layout = layout_of(layout_);
+      const Source source = meta.source();
+      if (share_ && shared_layout_fits(layout, source.c, source.f)) return view_of(meta);
+      return fresh_copy(source, target_, d_code_, d_swap_, s_code_, false, layout, max_bytes_);
     }
+    // Else torch's own view. A tensor that requires grad: the values are what is converted (the
+    // policy detaches too), detached first rather than after torch refuses it (its C++
+    // exception costs ~9 us).
+    py::object grad = py::reinterpret_steal<py::object>(
+        PyObject_GetAttr(tensor.ptr(), g_fast.requires_grad_name));
+    if (!grad) throw py::error_already_set();
+    py::object view = grad.ptr() == Py_False ? torch_view(tensor) : torch_view(tensor.attr("detach")());
     if (!view) return py::none();
     const auto array = py::reinterpret_borrow<py::array>(view);
     py::object result = convert(array, target_, d_code_, d_swap_, s_code_, false, layout_, share_,
                                 max_bytes_);
-    if (!direct && result.is(view) && !carrier_.is_none()) return array.attr("view")(stored_);
+    if (result.is(view) && !carrier_.is_none()) return array.attr("view")(stored_);
     return result;
   }
 
  private:
-  py::object view_of(py::handle tensor) const {
+  py::object torch_view(py::handle tensor) const {
     if (carrier_.is_none()) return checked_view(numpy_.ptr(), tensor.ptr());
     // The carrier view is refused like .numpy() is (a tensor with the negative bit, say).
     py::object view_method = tensor.attr("view");
@@ -543,22 +608,25 @@ PyObject* tensor_view(PyObject*, PyObject* tensor) {
     return nullptr;
   }
   return guarded([&]() -> py::object {
+    PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+    if (dt == nullptr) throw py::error_already_set();
+    Py_DECREF(dt);  // a torch dtype is immortal for the process: comparing the pointer is safe
+    // The view made from the tensor's metadata (requires_grad included: its values, as the
+    // policy's detached view).
+    if (PyObject* descr = numpy_type_of(dt)) {
+      TensorMeta meta;
+      if (read_meta(tensor, descr, meta)) return view_of(meta);
+    }
     // torch refuses these; asking would cost its C++ exception (~9 us): the policy's turn.
+    if (std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) != g_fast.carried.end()) {
+      return py::object(py::none());
+    }
     PyObject* grad = PyObject_GetAttr(tensor, g_fast.requires_grad_name);
     if (grad == nullptr) throw py::error_already_set();
     const bool needs_grad = grad != Py_False;
     Py_DECREF(grad);
     if (needs_grad) return py::object(py::none());
-    if (!g_fast.carried.empty()) {
-      PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
-      if (dt == nullptr) throw py::error_already_set();
-      const bool carried = std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) !=
-                           g_fast.carried.end();
-      Py_DECREF(dt);  // a torch dtype is immortal for the process: comparing the pointer is safe
-      if (carried) return py::object(py::none());
-    }
-    py::object view = direct_view(tensor);
-    if (!view) view = checked_view(g_fast.tensor_numpy, tensor);
+    py::object view = checked_view(g_fast.tensor_numpy, tensor);
     return view ? view : py::none();
   });
 }
