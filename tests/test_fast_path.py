@@ -465,3 +465,37 @@ def test_the_entries_follow_the_active_engine():
     finally:
         _engines.restore(previous)
     assert type(torchnp.to_numpy(t).base) is not torch.Tensor  # the direct view: the storage
+
+
+def test_the_out_replay_writes_what_the_policy_writes(engine):
+    """The memoised out= call (native: _C.ToNumpyOutReplay) on the layouts it takes and the
+    ones it hands back to the policy, against a fresh policy call each time."""
+    g = torch.Generator().manual_seed(7)
+    cases = [
+        (torch.randn(33, 17, generator=g), np.float32),
+        (torch.randn(33, 17, generator=g).T, np.float64),  # transposed source
+        (torch.randn(40, generator=g, requires_grad=True), np.float16),
+        (torch.randn(40, generator=g).to(torch.bfloat16), np.float32),
+        (torch.randn(8, 8, generator=g)[::2, 1:], np.dtype(">f4")),  # strided, byte-swapped out
+    ]
+    for t, out_dtype in cases:
+        for _ in range(3):  # the first call records, the others replay
+            out = np.full(t.shape, 7, out_dtype)
+            assert torchnp.to_numpy(t, out=out) is out
+            with policy_only():
+                want = torchnp.to_numpy(t, out=np.empty(t.shape, out_dtype))
+            oracle.assert_same_bits(out, want, f"{t.dtype} -> {out_dtype}")
+    # Handed back: an out of another shape, a read-only one, one overlapping the tensor.
+    t = torch.arange(6.0)
+    torchnp.to_numpy(t, out=np.empty(6, np.float32))
+    with pytest.raises(ValueError):
+        torchnp.to_numpy(t, out=np.empty(5, np.float32))
+    read_only = np.zeros(6, np.float32)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError):
+        torchnp.to_numpy(t, out=read_only)
+    assert (read_only == 0).all()
+    own = torch.arange(7.0)
+    for _ in range(2):  # overlapping memory: the source is read before any write
+        torchnp.to_numpy(own[:-1], out=own.numpy()[1:])
+    assert own.tolist() == [0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]

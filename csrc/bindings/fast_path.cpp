@@ -188,6 +188,7 @@ struct FastState {
   PyObject* tensor_type = nullptr;   // torch.Tensor (exactly; subclasses take the policy)
   PyObject* to_numpy_memo = nullptr;
   PyObject* from_numpy_memo = nullptr;
+  PyObject* to_numpy_out_memo = nullptr;  // set by out_init
   PyObject* dtype_name = nullptr;    // interned "dtype"
   PyObject* requires_grad_name = nullptr;  // interned "requires_grad"
   // torch dtypes Tensor.numpy() refuses (bf16, float8, complex32) that torchnp reads through an
@@ -485,6 +486,72 @@ class FromNumpyReplay {
   int64_t max_bytes_;
 };
 
+// A memoised to_numpy(..., out=out) decision, replayed: the tensor's values (read from its
+// metadata), cast to out's element type, written into `out`. None (the policy's turn) where the
+// replay cannot follow the decision: a tensor read_meta declines (bits, empty, outside its
+// storage...), an `out` of another shape or read-only, or one whose memory may overlap the
+// tensor's (the policy stages the source first).
+class ToNumpyOutReplay {
+ public:
+  ToNumpyOutReplay(py::object stored, int d_code, bool d_swap, int s_code)
+      : stored_(std::move(stored)), d_code_(d_code), d_swap_(d_swap), s_code_(s_code) {}
+
+  py::object run(PyObject* tensor, PyObject* out) const {
+    TensorMeta m;
+    if (g_fast.numpy_types == nullptr || !read_meta(tensor, stored_.ptr(), m)) return py::none();
+    const auto* o = npy::array_proxy(out);
+    if (o->nd != m.nd || !std::equal(m.dims.begin(), m.dims.begin() + m.nd, o->dimensions) ||
+        (o->flags & npy::npy_api::NPY_ARRAY_WRITEABLE_) == 0) {
+      return py::none();
+    }
+    const int64_t out_itemsize = py::reinterpret_borrow<py::dtype>(o->descr).itemsize();
+    if (overlap(m.data, m.nd, m.dims.data(), m.strides.data(), m.itemsize,
+                reinterpret_cast<uint64_t>(o->data), o->strides, out_itemsize)) {
+      return py::none();
+    }
+    core::Operand s_op, d_op;
+    s_op.data = reinterpret_cast<char*>(m.data);
+    s_op.dtype = to_scalar_type(s_code_);
+    s_op.strides = {reinterpret_cast<const int64_t*>(m.strides.data()), static_cast<size_t>(m.nd)};
+    d_op.data = o->data;
+    d_op.dtype = to_scalar_type(d_code_);
+    d_op.byteswapped = d_swap_;
+    d_op.strides = {reinterpret_cast<const int64_t*>(o->strides), static_cast<size_t>(m.nd)};
+    if (core::itemsize(s_op.dtype) != m.itemsize || core::itemsize(d_op.dtype) != out_itemsize) {
+      throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
+    }
+    int64_t numel = 1;
+    for (int d = 0; d < m.nd; ++d) numel *= m.dims[d];
+    const int64_t traffic = numel * (m.itemsize + out_itemsize);
+    const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(m.dims.data()),
+                                         static_cast<size_t>(m.nd)};
+    const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
+                                            traffic < kReleaseGilBytes ? 1 : torch_threads());
+    bindings::run(plan, s_op.data, d_op.data, nullptr);
+    return py::reinterpret_borrow<py::object>(out);
+  }
+
+ private:
+  // Whether the bytes two layouts address may overlap (their extents intersect: the test
+  // numpy.may_share_memory makes). No dim is empty here.
+  static bool overlap(uint64_t a, int nd, const py::ssize_t* dims, const py::ssize_t* sa,
+                      int64_t ia, uint64_t b, const py::ssize_t* sb, int64_t ib) {
+    int64_t alo = 0, ahi = ia, blo = 0, bhi = ib;
+    for (int d = 0; d < nd; ++d) {
+      (sa[d] < 0 ? alo : ahi) += (dims[d] - 1) * sa[d];
+      (sb[d] < 0 ? blo : bhi) += (dims[d] - 1) * sb[d];
+    }
+    const auto a0 = static_cast<int64_t>(a) + alo, a1 = static_cast<int64_t>(a) + ahi;
+    const auto b0 = static_cast<int64_t>(b) + blo, b1 = static_cast<int64_t>(b) + bhi;
+    return a0 < b1 && b0 < a1;
+  }
+
+  py::object stored_;
+  int d_code_;
+  bool d_swap_;
+  int s_code_;
+};
+
 // ---- the entries: one C call from to_numpy / from_numpy -------------------------------------
 //
 // fast_to_numpy(tensor, dtype, copy, order) and fast_from_numpy(array, dtype, copy) look the
@@ -600,6 +667,33 @@ PyObject* fast_from_numpy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return guarded([&] { return r->run(py::reinterpret_borrow<py::array>(array)); });
 }
 
+constexpr const char* kToNumpyOutCapsule = "torchnp.ToNumpyOutReplay";
+
+PyObject* fast_to_numpy_out(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 5 || g_fast.to_numpy_out_memo == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "fast_to_numpy_out(tensor, dtype, copy, order, out) before out_init");
+    return nullptr;
+  }
+  PyObject* tensor = args[0];
+  PyObject* out = args[4];
+  if (reinterpret_cast<PyObject*>(Py_TYPE(tensor)) != g_fast.tensor_type ||
+      Py_TYPE(out) != npy::npy_api::get().PyArray_Type_) {
+    Py_RETURN_NONE;
+  }
+  PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+  if (dt == nullptr) return nullptr;
+  PyObject* out_dtype = reinterpret_cast<PyObject*>(npy::array_proxy(out)->descr);
+  PyObject* replay = memo_get(g_fast.to_numpy_out_memo,
+                              {dt, arg_key(args[1]), args[2], args[3], arg_key(out_dtype)});
+  Py_DECREF(dt);
+  if (replay == nullptr) Py_RETURN_NONE;
+  const auto* r =
+      static_cast<const ToNumpyOutReplay*>(PyCapsule_GetPointer(replay, kToNumpyOutCapsule));
+  if (r == nullptr) return nullptr;
+  return guarded([&] { return r->run(tensor, out); });
+}
+
 // tensor_view(tensor): torch's own Tensor.numpy() view when it gives one over memory the
 // tensor's storage holds, else None (the policy's turn). The commonest call, to_numpy(t).
 PyObject* tensor_view(PyObject*, PyObject* tensor) {
@@ -646,6 +740,7 @@ struct EntryState {
   PyObject* dtype_kw = nullptr;          // interned "dtype", "copy", "order", "K"
   PyObject* copy_kw = nullptr;
   PyObject* order_kw = nullptr;
+  PyObject* out_kw = nullptr;
   PyObject* keep = nullptr;
 };
 EntryState g_entry;
@@ -666,14 +761,17 @@ bool same_name(PyObject* name, PyObject* interned) {
 
 // The call's (dtype, copy, order) from positional (first, dtype) and keywords among `allowed`;
 // false for any other shape of call (more positionals, out=, device=, a keyword twice...).
+// to_numpy's keywords order and out (`with_order`; from_numpy has neither) default to "K" and
+// None.
 bool entry_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, bool with_order,
-                PyObject*& dtype, PyObject*& copy, PyObject*& order) {
+                PyObject*& dtype, PyObject*& copy, PyObject*& order, PyObject*& out) {
   if (nargs < 1 || nargs > 2) return false;
   dtype = nargs == 2 ? args[1] : Py_None;
   copy = Py_None;
   order = g_entry.keep;
+  out = Py_None;
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
-  bool seen_dtype = nargs == 2, seen_copy = false, seen_order = false;
+  bool seen_dtype = nargs == 2, seen_copy = false, seen_order = false, seen_out = false;
   for (Py_ssize_t i = 0; i < nkw; ++i) {
     PyObject* name = PyTuple_GET_ITEM(kwnames, i);
     PyObject* value = args[nargs + i];
@@ -683,6 +781,8 @@ bool entry_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, bool
       copy = value, seen_copy = true;
     } else if (with_order && !seen_order && same_name(name, g_entry.order_kw)) {
       order = value, seen_order = true;
+    } else if (with_order && !seen_out && same_name(name, g_entry.out_kw)) {
+      out = value, seen_out = true;
     } else {
       return false;
     }
@@ -699,10 +799,22 @@ bool copy_memoisable(PyObject* copy) {
 // The fast path's answer (a new reference), Py_None (borrowed, not incremented) when it has
 // none, or nullptr with an error set.
 PyObject* entry_to_numpy(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  PyObject *dtype, *copy, *order;
+  PyObject *dtype, *copy, *order, *out;
   PyObject* tensor = args[0];
   if (reinterpret_cast<PyObject*>(Py_TYPE(tensor)) != g_fast.tensor_type ||
-      !entry_args(args, nargs, kwnames, true, dtype, copy, order) || !PyUnicode_CheckExact(order)) {
+      !entry_args(args, nargs, kwnames, true, dtype, copy, order, out) ||
+      !PyUnicode_CheckExact(order)) {
+    return Py_None;
+  }
+  if (out != Py_None) {
+    if (Py_TYPE(out) != npy::npy_api::get().PyArray_Type_ || !copy_memoisable(copy) ||
+        g_fast.to_numpy_out_memo == nullptr) {
+      return Py_None;
+    }
+    PyObject* out_args[5] = {tensor, dtype, copy, order, out};
+    PyObject* r = fast_to_numpy_out(nullptr, out_args, 5);
+    if (r != Py_None) return r;
+    Py_DECREF(r);
     return Py_None;
   }
   PyObject* replay_args[4] = {tensor, dtype, copy, order};
@@ -721,11 +833,11 @@ PyObject* entry_to_numpy(PyObject* const* args, Py_ssize_t nargs, PyObject* kwna
 }
 
 PyObject* entry_from_numpy(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  PyObject *dtype, *copy, *order;
+  PyObject *dtype, *copy, *order, *out;
   PyObject* array = args[0];
   auto& api = npy::npy_api::get();
   if (Py_TYPE(array) != api.PyArray_Type_ ||
-      !entry_args(args, nargs, kwnames, false, dtype, copy, order)) {
+      !entry_args(args, nargs, kwnames, false, dtype, copy, order, out)) {
     return Py_None;
   }
   if (dtype == Py_None && copy == Py_None &&
@@ -1028,6 +1140,11 @@ PyMethodDef g_fast_methods[] = {
     {"fast_from_numpy",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_from_numpy)), METH_FASTCALL,
      "fast_from_numpy(array, dtype, copy): the memoised decision, replayed; or None."},
+    {"fast_to_numpy_out",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_to_numpy_out)),
+     METH_FASTCALL,
+     "fast_to_numpy_out(tensor, dtype, copy, order, out): the memoised out= decision, "
+     "replayed (out, written); or None."},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace
@@ -1075,6 +1192,7 @@ void add_fast_path(py::module_& m) {
         g_entry.dtype_kw = PyUnicode_InternFromString("dtype");
         g_entry.copy_kw = PyUnicode_InternFromString("copy");
         g_entry.order_kw = PyUnicode_InternFromString("order");
+        g_entry.out_kw = PyUnicode_InternFromString("out");
         g_entry.keep = PyUnicode_InternFromString("K");
       },
       py::arg("copy_types"), py::arg("torch_from_numpy"),
@@ -1157,6 +1275,24 @@ void add_fast_path(py::module_& m) {
                     int64_t>())
       .def("__call__", &ToNumpyReplay::operator(), py::arg("tensor"))
       .def("capsule", [](py::object self) { return capsule_of<ToNumpyReplay>(self, kToNumpyCapsule); },
+           "The replay as the capsule the memo holds.");
+  m.def(
+      "out_init",
+      [](py::dict memo) {
+        g_fast.to_numpy_out_memo = memo.release().ptr();  // kept for the process's life
+      },
+      py::arg("to_numpy_out_memo"),
+      "Hand fast_to_numpy_out the out= memo dict of torchnp._fast (after fast_init).");
+  py::class_<ToNumpyOutReplay>(m, "ToNumpyOutReplay", "A memoised to_numpy(out=) decision.")
+      .def(py::init<py::object, int, bool, int>(), py::arg("stored"), py::arg("d_code"),
+           py::arg("d_swap"), py::arg("s_code"))
+      .def("__call__",
+           [](const ToNumpyOutReplay& r, py::object tensor, py::array out) {
+             return r.run(tensor.ptr(), out.ptr());
+           },
+           py::arg("tensor"), py::arg("out").noconvert())
+      .def("capsule",
+           [](py::object self) { return capsule_of<ToNumpyOutReplay>(self, kToNumpyOutCapsule); },
            "The replay as the capsule the memo holds.");
   py::class_<FromNumpyReplay>(m, "FromNumpyReplay", "A memoised from_numpy decision.")
       .def(py::init<py::object, py::dtype, py::object, py::object, int, bool, int, bool, bool,

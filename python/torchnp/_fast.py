@@ -200,7 +200,7 @@ def remember_to_numpy(
         _remember(_TO_NUMPY, key, replay)
 
 
-def to_numpy_out(
+def python_to_numpy_out(
     tensor: torch.Tensor, dtype: Any, copy: Any, order: Any, out: np.ndarray
 ) -> np.ndarray | None:
     """The replayed ``to_numpy(tensor, dtype, copy=copy, order=order, out=out)``: `out`, written,
@@ -233,6 +233,12 @@ def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None
     stored = element.numpy
     may_share = np.may_share_memory
     C = getattr(engine, "_C", None)
+    if C is not None and hasattr(C, "ToNumpyOutReplay"):
+        d_code, d_swap = core_code(target)
+        replay = C.ToNumpyOutReplay(stored, d_code, d_swap, element.code).capsule()
+        with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
+            _remember(_TO_NUMPY_OUT, (*key[:-1], arg_key(target)), replay)
+        return
     if C is not None:
         d_code, d_swap = core_code(target)
         s_code, copy = element.code, C.copy
@@ -413,6 +419,7 @@ def python_from_numpy_replay(
 # The entries to_numpy / from_numpy call: the native ones (_C.fast_to_numpy / fast_from_numpy,
 # one C call) while the native engine is active, these Python ones otherwise (activate()).
 to_numpy: Callable[..., Any] = python_to_numpy
+to_numpy_out: Callable[..., Any] = python_to_numpy_out
 from_numpy: Callable[..., Any] = python_from_numpy
 tensor_view: Callable[[torch.Tensor], Any] = python_tensor_view
 _initialised: set[int] = set()
@@ -439,11 +446,11 @@ def _numpy_types() -> dict[torch.dtype, np.dtype]:
 def activate(engine: Any) -> None:
     """Switch the fast path to `engine`: forget the other engine's replays, and use the native
     entries when the engine has them."""
-    global to_numpy, from_numpy, tensor_view
+    global to_numpy, to_numpy_out, from_numpy, tensor_view
     clear()
     C = getattr(engine, "_C", None)
     if C is None:
-        to_numpy, from_numpy = python_to_numpy, python_from_numpy
+        to_numpy, to_numpy_out, from_numpy = python_to_numpy, python_to_numpy_out, python_from_numpy
         tensor_view = python_tensor_view
         _entries_on(False)
         return
@@ -458,8 +465,10 @@ def activate(engine: Any) -> None:
             (tensor.data_ptr, tensor.stride, tensor.is_conj, tensor.is_neg),
         )
         C.entry_init(COPY_TYPES, _torch_from_numpy)
+        C.out_init(_TO_NUMPY_OUT)
         _initialised.add(id(C))
     to_numpy, from_numpy, tensor_view = C.fast_to_numpy, C.fast_from_numpy, C.tensor_view
+    to_numpy_out = C.fast_to_numpy_out
     _entries_on(True)
 
 
