@@ -217,11 +217,11 @@ struct FastState {
 };
 FastState g_fast;
 
-// The outcome of calling a Python callable: its result, or nothing when it raised one of the
-// refusals torch's conversions raise (RuntimeError, TypeError), cleared. Any other error
-// (RecursionError above all: a patched torch calling back) propagates.
-py::object call_refusable(PyObject* fn, PyObject* arg) {
-  PyObject* r = PyObject_CallOneArg(fn, arg);
+// The outcome of a call into Python (`r`: its new reference, or nullptr with the error set): the
+// result, or nothing when it raised one of the refusals torch's conversions raise (RuntimeError,
+// TypeError), cleared. Any other error (RecursionError above all: a patched torch calling back)
+// propagates.
+py::object refusable(PyObject* r) {
   if (r != nullptr) return py::reinterpret_steal<py::object>(r);
   if (PyErr_ExceptionMatches(PyExc_RecursionError) ||
       !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
@@ -229,6 +229,10 @@ py::object call_refusable(PyObject* fn, PyObject* arg) {
   }
   PyErr_Clear();
   return py::object();
+}
+
+py::object call_refusable(PyObject* fn, PyObject* arg) {
+  return refusable(PyObject_CallOneArg(fn, arg));
 }
 
 // Whether every byte `view` (torch's .numpy() of `tensor`, or of a view of it) addresses lies
@@ -271,16 +275,7 @@ bool inside_storage(PyObject* tensor, const py::array& view) {
 
 // The attribute `name` of `obj`, or nothing when reading it raised one of torch's refusals
 // (RuntimeError, TypeError: a nested tensor's sizes, say), as call_refusable.
-py::object attr_of(PyObject* obj, PyObject* name) {
-  PyObject* r = PyObject_GetAttr(obj, name);
-  if (r != nullptr) return py::reinterpret_steal<py::object>(r);
-  if (PyErr_ExceptionMatches(PyExc_RecursionError) ||
-      !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
-    throw py::error_already_set();
-  }
-  PyErr_Clear();
-  return py::object();
-}
+py::object attr_of(PyObject* obj, PyObject* name) { return refusable(PyObject_GetAttr(obj, name)); }
 
 // A plain CPU tensor's memory, read from its metadata: what a view of it (view_of) or a copy
 // from it (ToNumpyReplay) needs, and its storage, which holds the memory.
