@@ -73,6 +73,33 @@ Source source_of(const py::array& src) {
           (proxy->flags & npy::npy_api::NPY_ARRAY_F_CONTIGUOUS_) != 0};
 }
 
+// dst = src cast to dst_code (same shape as `src`; dst's strides in bytes), in one plan: one
+// thread and the GIL held for small copies, torch's thread count for large ones.
+void copy_from(const Source& src, int src_code, bool src_swap, char* dst,
+               const py::ssize_t* dst_strides, int dst_code, bool dst_swap, int64_t dst_itemsize) {
+  const int nd = src.nd;
+  core::Operand s_op, d_op;
+  s_op.data = static_cast<char*>(src.data);
+  s_op.dtype = to_scalar_type(src_code);
+  s_op.byteswapped = src_swap;
+  s_op.strides = {reinterpret_cast<const int64_t*>(src.strides), static_cast<size_t>(nd)};
+  d_op.data = dst;
+  d_op.dtype = to_scalar_type(dst_code);
+  d_op.byteswapped = dst_swap;
+  d_op.strides = {reinterpret_cast<const int64_t*>(dst_strides), static_cast<size_t>(nd)};
+  if (core::itemsize(s_op.dtype) != src.itemsize || core::itemsize(d_op.dtype) != dst_itemsize) {
+    throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
+  }
+  int64_t numel = 1;
+  for (int d = 0; d < nd; ++d) numel *= src.dims[d];
+  const int64_t traffic = numel * (src.itemsize + dst_itemsize);
+  const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(src.dims),
+                                       static_cast<size_t>(nd)};
+  const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
+                                          traffic < kReleaseGilBytes ? 1 : torch_threads());
+  run(plan, s_op.data, d_op.data, nullptr);
+}
+
 // A fresh array of `descr` in `layout` holding the cast of `src`, or None when it would be
 // `max_bytes` or more: large results go through the policy (its recycling pool). Written for
 // small calls: the result comes straight from PyArray_NewFromDescr, the plan from the fields.
@@ -93,24 +120,8 @@ py::object fresh_copy(const Source& src, const py::dtype& descr, int dst_code, b
   if (raw == nullptr) throw py::error_already_set();
   auto dst = py::reinterpret_steal<py::array>(raw);
   if (numel > 0) {
-    core::Operand s_op, d_op;
-    s_op.data = static_cast<char*>(src.data);
-    s_op.dtype = to_scalar_type(src_code);
-    s_op.byteswapped = src_swap;
-    s_op.strides = {reinterpret_cast<const int64_t*>(src.strides), static_cast<size_t>(nd)};
-    d_op.data = npy::array_proxy(raw)->data;
-    d_op.dtype = to_scalar_type(dst_code);
-    d_op.byteswapped = dst_swap;
-    d_op.strides = {reinterpret_cast<const int64_t*>(strides.data()), static_cast<size_t>(nd)};
-    if (core::itemsize(s_op.dtype) != src.itemsize || core::itemsize(d_op.dtype) != itemsize) {
-      throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
-    }
-    const int64_t traffic = numel * (src.itemsize + itemsize);
-    const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(src.dims),
-                                         static_cast<size_t>(nd)};
-    const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
-                                            traffic < kReleaseGilBytes ? 1 : torch_threads());
-    run(plan, s_op.data, d_op.data, nullptr);
+    copy_from(src, src_code, src_swap, npy::array_proxy(raw)->data, strides.data(), dst_code,
+              dst_swap, itemsize);
   }
   return dst;
 }
@@ -504,25 +515,7 @@ class ToNumpyOutReplay {
                 reinterpret_cast<uint64_t>(o->data), o->strides, out_itemsize)) {
       return py::none();
     }
-    core::Operand s_op, d_op;
-    s_op.data = reinterpret_cast<char*>(m.data);
-    s_op.dtype = to_scalar_type(s_code_);
-    s_op.strides = {reinterpret_cast<const int64_t*>(m.strides.data()), static_cast<size_t>(m.nd)};
-    d_op.data = o->data;
-    d_op.dtype = to_scalar_type(d_code_);
-    d_op.byteswapped = d_swap_;
-    d_op.strides = {reinterpret_cast<const int64_t*>(o->strides), static_cast<size_t>(m.nd)};
-    if (core::itemsize(s_op.dtype) != m.itemsize || core::itemsize(d_op.dtype) != out_itemsize) {
-      throw std::invalid_argument("torchnp._C: dtype codes do not match the arrays");
-    }
-    int64_t numel = 1;
-    for (int d = 0; d < m.nd; ++d) numel *= m.dims[d];
-    const int64_t traffic = numel * (m.itemsize + out_itemsize);
-    const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(m.dims.data()),
-                                         static_cast<size_t>(m.nd)};
-    const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
-                                            traffic < kReleaseGilBytes ? 1 : torch_threads());
-    bindings::run(plan, s_op.data, d_op.data, nullptr);
+    copy_from(m.source(), s_code_, false, o->data, o->strides, d_code_, d_swap_, out_itemsize);
     return py::reinterpret_borrow<py::object>(out);
   }
 

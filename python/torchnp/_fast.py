@@ -233,24 +233,13 @@ def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None
     stored = element.numpy
     may_share = np.may_share_memory
     C = getattr(engine, "_C", None)
-    if C is not None and hasattr(C, "ToNumpyOutReplay"):
+    if C is not None:  # the native replay (_C.ToNumpyOutReplay), read by _C.fast_to_numpy_out
         d_code, d_swap = core_code(target)
         replay = C.ToNumpyOutReplay(stored, d_code, d_swap, element.code).capsule()
         with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
             _remember(_TO_NUMPY_OUT, (*key[:-1], arg_key(target)), replay)
         return
-    if C is not None:
-        d_code, d_swap = core_code(target)
-        s_code, copy = element.code, C.copy
-
-        def write(out: np.ndarray, view: np.ndarray) -> None:
-            copy(out, d_code, d_swap, view, s_code, False, 0)
-
-    else:
-        host_copy = engine._host_copy
-
-        def write(out: np.ndarray, view: np.ndarray) -> None:
-            host_copy(out, view if carrier is None else view.view(stored), 0)
+    host_copy = engine._host_copy
 
     def replay(tensor: torch.Tensor, out: np.ndarray) -> np.ndarray | None:
         view = _np_view(tensor, carrier)
@@ -259,7 +248,7 @@ def remember_to_numpy_out(engine: Any, key: tuple, element: ElementType) -> None
         if out.size:
             if may_share(out, view):
                 return None  # the policy stages the source first
-            write(out, view)
+            host_copy(out, view if carrier is None else view.view(stored), 0)
         return out
 
     with contextlib.suppress(TypeError):  # an unhashable dtype-like: not memoised
