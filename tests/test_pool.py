@@ -188,3 +188,40 @@ def test_no_mapping_means_numpy_memory(engine, pool, monkeypatch):
     monkeypatch.setattr(_pool.BufferPool, "_map", staticmethod(lambda size: None))
     r = torchnp.to_numpy(torch.ones(BIG), copy=True)
     assert r.flags.owndata and r.sum() == BIG
+
+
+def _vm_flags(address: int) -> set[str]:
+    """The VmFlags of the mapping holding `address` (/proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(x, 16) for x in head.split("-"))
+                inside = low <= address < high
+            elif inside and head == "VmFlags:":
+                return set(line.split()[1:])
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_fresh_huge_page_advice_only_up_to_its_size(engine, pool, monkeypatch):
+    """Fresh mappings up to FRESH_HUGEPAGE_MAX ask for huge pages (VM_HUGEPAGE, "hg" in
+    smaps); larger ones keep the kernel's regular pages (their first touch is the faster one
+    past that size); both give the right bytes."""
+    monkeypatch.setattr(_pool, "FRESH_HUGEPAGE_MAX", 8 << 20)
+    small = torch.arange(1 << 21, dtype=torch.float32)  # 8 MiB: at the limit
+    large = torch.arange(3 << 21, dtype=torch.float32)  # 24 MiB: past it
+    r_small = torchnp.to_numpy(small, copy=True)
+    r_large = torchnp.to_numpy(large, copy=True)
+    assert not r_small.flags.owndata and not r_large.flags.owndata  # both from the pool
+    np.testing.assert_array_equal(r_small, small.numpy())
+    np.testing.assert_array_equal(r_large, large.numpy())
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            thp = f.read()
+    except OSError:
+        thp = "[never]"  # no THP: madvise fails and the pool goes on without the advice
+    if "[never]" not in thp:
+        assert "hg" in _vm_flags(_start(r_small))
+    assert "hg" not in _vm_flags(_start(r_large))
