@@ -252,6 +252,8 @@ PYBIND11_MODULE(_C, m) {
         "Test hook: while closed, pool helpers that wake for a job wait instead of joining it.");
   m.def("pool_solo_us", &core::pool_solo_us,
         "Microseconds the pool's solo mode has left (0: threaded calls use helpers).");
+  m.def("pool_solo_calls", &core::pool_solo_calls,
+        "Calls that must still run alone for the pool's solo mode (0: none).");
   m.def("end_pool_solo", &core::end_pool_solo, "End the pool's solo mode and its back-off.");
 
   m.def("cpu_variants", &core::compiled_cpu_variants);

@@ -53,16 +53,24 @@ constexpr auto kCallerPollMax = std::chrono::microseconds(2000);
 // process while it holds a chunk costs a scheduler slice, a few milliseconds; a healthy call
 // gains a few microseconds or more. The balance is capped at kSoloCredit, so old gains cannot
 // hide a new load. When it falls below -kSoloDebt (a helper asleep costs a threaded call a
-// wake-up, a few microseconds, which must not send an idle pool solo for good), calls run on the calling thread alone for a
-// back-off: kSoloFirst, doubled (up to kSoloMax) when the pool goes solo again soon after the
-// last back-off ended. Measured on the 2-core dev VM, 512 KiB copy into out=: idle, 2 threads
-// 6.7 us and 1 thread 12.4 us, with ~1% of threaded calls delayed 10-30 us by the host; with
-// a busy-loop process on one core, threaded calls averaged 56 us (~1-2% of them waiting
-// 0.2-2 ms for a descheduled helper), 1 thread 20 us, np.copyto 15 us.
+// wake-up, a few microseconds, which must not send an idle pool solo for good), calls run on
+// the calling thread alone for a back-off of both time and calls: kSoloFirst and
+// kSoloFirstCalls, both doubled (up to kSoloMax and its share of calls) when the pool goes solo
+// again soon after the last back-off ended (within 4 back-offs of time, or kSoloReentryCalls
+// judged calls). Time alone would not do: a program whose large conversions come every 20 ms
+// (3 ms each, 64 MiB) would start every one of them threaded after a 10 ms back-off, and lose
+// a scheduler slice on each (measured with a busy-loop process and torch's spinning OpenMP
+// workers on the 2-core dev VM: such calls took 4.7-6.7 ms threaded, 3.0-3.2 ms on one thread).
+// Measured on the same VM, 512 KiB copy into out=: idle, 2 threads 6.7 us and 1 thread
+// 12.4 us, with ~1% of threaded calls delayed 10-30 us by the host; with a busy-loop process on
+// one core, threaded calls averaged 56 us (~1-2% of them waiting 0.2-2 ms for a descheduled
+// helper), 1 thread 20 us, np.copyto 15 us.
 constexpr auto kSoloCredit = std::chrono::microseconds(1000);
 constexpr auto kSoloDebt = std::chrono::microseconds(200);
 constexpr auto kSoloFirst = std::chrono::milliseconds(10);
 constexpr auto kSoloMax = std::chrono::milliseconds(1000);
+constexpr int64_t kSoloFirstCalls = 4;
+constexpr int64_t kSoloReentryCalls = 8;
 
 // Polls `ready` until it returns true or `budget` has passed; true if it became ready.
 template <class Ready>
@@ -121,15 +129,19 @@ class Pool {
   void judge(Clock::duration total, Clock::duration alone, Clock::time_point now);
 
  public:
-  // Solo mode (see kSoloLoss): until when calls run alone, and the test hook that ends it.
+  // Solo mode (see kSoloCredit): until when calls run alone, how many more calls must, and the
+  // test hook that ends it.
   Clock::time_point solo_until() const {
     return Clock::time_point(Clock::duration(solo_until_.load(std::memory_order_relaxed)));
   }
+  int64_t solo_calls() const { return solo_calls_.load(std::memory_order_relaxed); }
   void end_solo() {
     solo_until_.store(0, std::memory_order_relaxed);
+    solo_calls_.store(0, std::memory_order_relaxed);
     backoff_.store(0, std::memory_order_relaxed);
     balance_.store(0, std::memory_order_relaxed);
     solo_ended_.store(0, std::memory_order_relaxed);
+    judged_since_.store(0, std::memory_order_relaxed);
   }
   // Test hook: hold(true) makes the next helper that claims a chunk wait, holding it, until
   // hold(false); held() says whether one is waiting so.
@@ -138,7 +150,12 @@ class Pool {
 
  private:
   void wait_while_held();
+  // Whether this call runs alone for solo mode: before solo_until_, or while solo_calls_ are
+  // left (each call that runs alone for it uses one up).
+  bool solo_now();
   std::atomic<Clock::rep> solo_until_{0};
+  std::atomic<int64_t> solo_calls_{0};
+  std::atomic<int64_t> judged_since_{0};  // calls judged since the last back-off ended
   // The account and the back-off (written by the call that holds the pool, read by any).
   std::atomic<Clock::rep> balance_{0};
   std::atomic<Clock::rep> backoff_{0};
@@ -181,9 +198,8 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
   grain = std::max(grain, (n + kMaxChunks - 1) / kMaxChunks);
   const int64_t chunks = (n + grain - 1) / grain;
   threads = static_cast<int>(std::min<int64_t>({threads, kMaxThreads, chunks}));
-  const bool solo = adaptive && Clock::now().time_since_epoch().count() <
-                                    solo_until_.load(std::memory_order_relaxed);
-  if (threads <= 1 || solo || busy_.exchange(true, std::memory_order_acquire)) {
+  if (threads <= 1 || (adaptive && solo_now()) ||
+      busy_.exchange(true, std::memory_order_acquire)) {
     body(0, n);  // alone: small work, one thread asked for, solo mode, or the pool is taken
     return 1;
   }
@@ -258,7 +274,16 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
   return participants_.load(std::memory_order_acquire);
 }
 
+bool Pool::solo_now() {
+  int64_t calls = solo_calls_.load(std::memory_order_relaxed);
+  while (calls > 0) {  // (threads racing for the last one: one gets it, the others go on below)
+    if (solo_calls_.compare_exchange_weak(calls, calls - 1, std::memory_order_relaxed)) return true;
+  }
+  return Clock::now().time_since_epoch().count() < solo_until_.load(std::memory_order_relaxed);
+}
+
 void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point now) {
+  const int64_t judged = judged_since_.fetch_add(1, std::memory_order_relaxed) + 1;
   const Clock::rep credit = Clock::duration(kSoloCredit).count();
   const Clock::rep balance =
       std::min(balance_.load(std::memory_order_relaxed) + (alone - total).count(), credit);
@@ -270,13 +295,14 @@ void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point
   const Clock::rep first = Clock::duration(kSoloFirst).count();
   Clock::rep backoff = backoff_.load(std::memory_order_relaxed);
   const Clock::rep since = now.time_since_epoch().count() - solo_ended_.load(std::memory_order_relaxed);
-  backoff = backoff == 0 || since > 4 * backoff
-                ? first
-                : std::min(2 * backoff, Clock::duration(kSoloMax).count());
+  const bool again = backoff != 0 && (since <= 4 * backoff || judged <= kSoloReentryCalls);
+  backoff = again ? std::min(2 * backoff, Clock::duration(kSoloMax).count()) : first;
   const Clock::rep until = now.time_since_epoch().count() + backoff;
   backoff_.store(backoff, std::memory_order_relaxed);
   balance_.store(0, std::memory_order_relaxed);
   solo_ended_.store(until, std::memory_order_relaxed);
+  judged_since_.store(0, std::memory_order_relaxed);
+  solo_calls_.store(kSoloFirstCalls * (backoff / first), std::memory_order_relaxed);
   solo_until_.store(until, std::memory_order_relaxed);
   solo_entries.fetch_add(1, std::memory_order_relaxed);
 }
@@ -462,6 +488,8 @@ int64_t pool_solo_us() {
   return left.count() > 0 ? std::chrono::duration_cast<std::chrono::microseconds>(left).count() + 1
                           : 0;
 }
+
+int64_t pool_solo_calls() { return pool().solo_calls(); }
 
 void end_pool_solo() { pool().end_solo(); }
 

@@ -206,11 +206,13 @@ void set_pool_gate(bool closed);
 void fail_pool_spawns(int n);
 // Solo mode: after a threaded call that ended later than its caller alone would have (a helper
 // descheduled by another process), calls run on the calling thread for a back-off
-// (thread_pool.cpp). pool_solo_us() says how long is left (0: threads are used), end_pool_solo()
-// ends it and forgets the back-off. Test hook: after hold_next_pool_claim(true) the next helper
+// (thread_pool.cpp), counted in time and in calls. pool_solo_us() says how much time is left,
+// pool_solo_calls() how many calls must still run alone (both 0: threads are used),
+// end_pool_solo() ends it and forgets the back-off. Test hook: after hold_next_pool_claim(true) the next helper
 // that claims a chunk waits, holding it (a descheduled helper), until hold_next_pool_claim(false);
 // pool_claim_held() says whether one waits so. parallel_probe is never judged nor solo.
 int64_t pool_solo_us();
+int64_t pool_solo_calls();
 int64_t pool_solo_entries();  // how many times the pool has gone solo in this process
 void end_pool_solo();
 void hold_next_pool_claim(bool hold);

@@ -1097,13 +1097,22 @@ void check_pool(bool with_fork) {
     hold_next_pool_claim(false);
     caller.join();
     CHECK(held && ran_on == 2, "held claim: held %d, %d threads ran", held, ran_on.load());
-    // Went solo (counted: on a slow machine the 10 ms back-off may be over by now).
+    // Went solo (counted: on a slow machine the 10 ms back-off may be over by now), for the
+    // first back-off's calls as well as its time: once the time is over, those calls still run
+    // alone, each in one piece, and then the pool hands out chunks again.
     CHECK(pool_solo_entries() == entries + 1, "a call that lost to one thread did not go solo");
-    if (pool_solo_us() > 1000) {  // still solo: the next call runs alone, in one piece
+    CHECK(pool_solo_calls() == 4, "solo mode: %lld calls to run alone, not 4",
+          static_cast<long long>(pool_solo_calls()));
+    const auto over = steady_clock::now() + std::chrono::seconds(10);
+    while (pool_solo_us() > 0 && steady_clock::now() < over) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (int k = 0; k < 4; ++k) {
       std::atomic<int> woke{0};
       const int alone = parallel_for(64, 1, 2, [&](int64_t, int64_t) { ++woke; });
-      CHECK(alone == 1 && woke == 1, "solo mode: %d threads ran", alone);
+      CHECK(alone == 1 && woke == 1, "solo mode, call %d after its time: %d threads ran", k, alone);
     }
+    CHECK(pool_solo_calls() == 0 && pool_solo_us() == 0, "solo mode did not end after its calls");
     c.run(2);
     CHECK(c.ok(), "solo mode: wrong result");
     end_pool_solo();
