@@ -391,3 +391,27 @@ def test_update_readme_replaces_only_its_section() -> None:
     assert "old" in out and "new sweep" in out and "\nx\n" not in out
     with pytest.raises(SystemExit):
         update.splice("no markers", "t", "sweep")
+
+
+def test_first_call_case_settles_before_it_times(monkeypatch) -> None:
+    """An F case runs one untimed process first (the first process after another case is
+    slow on some machines, and the rotation would always hand it to torchnp); then every way
+    once per round, the order rotating; only the timed processes make the medians."""
+    from torchnp.bench import first_call
+
+    calls: list[int] = []
+
+    def fake_child(name: str, index: int, threads: int, large: int) -> dict:
+        calls.append(index)
+        seconds = 1.0 if len(calls) == 1 else 0.01 * (index + 1)  # the settling one: slow
+        return {"s": seconds, "faults": 0, "digest": "same", "bytes": 8}
+
+    monkeypatch.setattr(first_call, "_run_child", fake_child)
+    case = first_call.F_CASES[0]
+    record = first_call.run_first_call_case(case, 1 << 16, 5, 1)
+    ways = len(case.build(1 << 16)[0])
+    assert calls[0] == ways - 1 and len(calls) == 1 + 5 * ways
+    assert calls[1 : 1 + ways] == list(range(ways))  # round 0 in order, round 1 rotated
+    assert calls[1 + ways] == 1
+    assert record["torchnp_s"] == pytest.approx(0.01)  # the settling process is not counted
+    assert record["agrees"]

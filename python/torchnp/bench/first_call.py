@@ -4,8 +4,9 @@ A script that converts one large tensor pays for fresh memory: the kernel maps a
 page of the output on first touch, and nothing a warm loop measures tells how fast that is.
 Each way of a case therefore runs in its own fresh Python process, which builds the inputs
 (touched, so only the output is fresh), times the one call and reports the time, the page
-faults taken during it and a digest of the result; the ways take turns, process by process,
-and each way's time is the median over the processes. The digests of all ways must agree.
+faults taken during it and a digest of the result; after one untimed process that settles the
+machine, the ways take turns, process by process, and each way's time is the median over the
+processes. The digests of all ways must agree.
 """
 
 from __future__ import annotations
@@ -137,8 +138,13 @@ def _run_child(name: str, index: int, threads: int, large: int) -> dict:
 
 def run_first_call_case(case: FirstCallCase, large: int, processes: int, threads: int) -> dict:
     """Each way's first call in `processes` fresh processes, the ways taking turns (the order
-    rotating every round); the case's record."""
+    rotating every round), after one untimed process; the case's record.
+
+    The untimed process settles the machine after the previous case: on the dev VM the first
+    process of a case took 35-40 ms where the same way's next ones took 6-17 (64 MiB cast and
+    reversed copy, in every one of three runs), and that process was always torchnp's."""
     ways, _ = case.build(min(large, 1 << 16))  # here only for the labels and kinds
+    _run_child(case.name, len(ways) - 1, threads, large)  # settling, not timed
     samples: dict[int, list[dict]] = {i: [] for i in range(len(ways))}
     for round_ in range(processes):
         order = list(range(len(ways)))
