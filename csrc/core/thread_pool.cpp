@@ -61,6 +61,8 @@ constexpr auto kCallerPollMax = std::chrono::microseconds(2000);
 // (3 ms each, 64 MiB) would start every one of them threaded after a 10 ms back-off, and lose
 // a scheduler slice on each (measured with a busy-loop process and torch's spinning OpenMP
 // workers on the 2-core dev VM: such calls took 4.7-6.7 ms threaded, 3.0-3.2 ms on one thread).
+// The calls lapse kSoloCallsSpan back-offs after the solo began, so that a load long gone does
+// not keep the next burst of conversions (minutes later) on one thread.
 // Measured on the same VM, 512 KiB copy into out=: idle, 2 threads 6.7 us and 1 thread
 // 12.4 us, with ~1% of threaded calls delayed 10-30 us by the host; with a busy-loop process on
 // one core, threaded calls averaged 56 us (~1-2% of them waiting 0.2-2 ms for a descheduled
@@ -71,6 +73,7 @@ constexpr auto kSoloFirst = std::chrono::milliseconds(10);
 constexpr auto kSoloMax = std::chrono::milliseconds(1000);
 constexpr int64_t kSoloFirstCalls = 4;
 constexpr int64_t kSoloReentryCalls = 8;
+constexpr int64_t kSoloCallsSpan = 10;
 
 // Polls `ready` until it returns true or `budget` has passed; true if it became ready.
 template <class Ready>
@@ -134,10 +137,15 @@ class Pool {
   Clock::time_point solo_until() const {
     return Clock::time_point(Clock::duration(solo_until_.load(std::memory_order_relaxed)));
   }
-  int64_t solo_calls() const { return solo_calls_.load(std::memory_order_relaxed); }
+  int64_t solo_calls() const {
+    const bool lapsed = Clock::now().time_since_epoch().count() >=
+                        solo_calls_until_.load(std::memory_order_relaxed);
+    return lapsed ? 0 : solo_calls_.load(std::memory_order_relaxed);
+  }
   void end_solo() {
     solo_until_.store(0, std::memory_order_relaxed);
     solo_calls_.store(0, std::memory_order_relaxed);
+    solo_calls_until_.store(0, std::memory_order_relaxed);
     backoff_.store(0, std::memory_order_relaxed);
     balance_.store(0, std::memory_order_relaxed);
     solo_ended_.store(0, std::memory_order_relaxed);
@@ -155,6 +163,7 @@ class Pool {
   bool solo_now();
   std::atomic<Clock::rep> solo_until_{0};
   std::atomic<int64_t> solo_calls_{0};
+  std::atomic<Clock::rep> solo_calls_until_{0};  // when solo_calls_ lapse
   std::atomic<int64_t> judged_since_{0};  // calls judged since the last back-off ended
   // The account and the back-off (written by the call that holds the pool, read by any).
   std::atomic<Clock::rep> balance_{0};
@@ -275,11 +284,16 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
 }
 
 bool Pool::solo_now() {
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  if (now < solo_until_.load(std::memory_order_relaxed)) {
+    return true;
+  }
   int64_t calls = solo_calls_.load(std::memory_order_relaxed);
-  while (calls > 0) {  // (threads racing for the last one: one gets it, the others go on below)
+  if (calls <= 0 || now >= solo_calls_until_.load(std::memory_order_relaxed)) return false;
+  while (calls > 0) {  // (threads racing for the last one: one gets it, the others go on)
     if (solo_calls_.compare_exchange_weak(calls, calls - 1, std::memory_order_relaxed)) return true;
   }
-  return Clock::now().time_since_epoch().count() < solo_until_.load(std::memory_order_relaxed);
+  return false;
 }
 
 void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point now) {
@@ -303,6 +317,8 @@ void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point
   solo_ended_.store(until, std::memory_order_relaxed);
   judged_since_.store(0, std::memory_order_relaxed);
   solo_calls_.store(kSoloFirstCalls * (backoff / first), std::memory_order_relaxed);
+  solo_calls_until_.store(now.time_since_epoch().count() + kSoloCallsSpan * backoff,
+                          std::memory_order_relaxed);
   solo_until_.store(until, std::memory_order_relaxed);
   solo_entries.fetch_add(1, std::memory_order_relaxed);
 }

@@ -1073,34 +1073,38 @@ void check_pool(bool with_fork) {
   // calls run on the calling thread without waking anyone — until the back-off ends.
   {
     using std::chrono::steady_clock;
-    end_pool_solo();
-    CHECK(pool_solo_us() == 0, "solo mode after end_pool_solo");
-    const int64_t entries = pool_solo_entries();
-    hold_next_pool_claim(true);
-    std::atomic<std::thread::id> caller_id{};
-    std::atomic<bool> waited{false};
-    std::atomic<int> ran_on{0};
-    std::thread caller([&] {
-      caller_id = std::this_thread::get_id();
-      ran_on = parallel_for(8, 1, 2, [&](int64_t, int64_t) {
-        // The caller's first chunk waits until the helper holds one, so that one is held
-        // whichever chunk it claimed.
-        if (std::this_thread::get_id() != caller_id.load() || waited.exchange(true)) return;
-        const auto until = steady_clock::now() + std::chrono::seconds(10);
-        while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
+    // One call whose helper holds a chunk for 50 ms; whether it went solo.
+    auto lose_one_call = [] {
+      const int64_t entries = pool_solo_entries();
+      hold_next_pool_claim(true);
+      std::atomic<std::thread::id> caller_id{};
+      std::atomic<bool> waited{false};
+      std::atomic<int> ran_on{0};
+      std::thread caller([&] {
+        caller_id = std::this_thread::get_id();
+        ran_on = parallel_for(8, 1, 2, [&](int64_t, int64_t) {
+          // The caller's first chunk waits until the helper holds one, so that one is held
+          // whichever chunk it claimed.
+          if (std::this_thread::get_id() != caller_id.load() || waited.exchange(true)) return;
+          const auto until = steady_clock::now() + std::chrono::seconds(10);
+          while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
+        });
       });
-    });
-    const auto until = steady_clock::now() + std::chrono::seconds(10);
-    while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
-    const bool held = pool_claim_held();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the helper stays away
-    hold_next_pool_claim(false);
-    caller.join();
-    CHECK(held && ran_on == 2, "held claim: held %d, %d threads ran", held, ran_on.load());
+      const auto until = steady_clock::now() + std::chrono::seconds(10);
+      while (!pool_claim_held() && steady_clock::now() < until) std::this_thread::yield();
+      const bool held = pool_claim_held();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the helper stays away
+      hold_next_pool_claim(false);
+      caller.join();
+      CHECK(held && ran_on == 2, "held claim: held %d, %d threads ran", held, ran_on.load());
+      return pool_solo_entries() == entries + 1;
+    };
+    end_pool_solo();
+    CHECK(pool_solo_us() == 0 && pool_solo_calls() == 0, "solo mode after end_pool_solo");
     // Went solo (counted: on a slow machine the 10 ms back-off may be over by now), for the
     // first back-off's calls as well as its time: once the time is over, those calls still run
-    // alone, each in one piece, and then the pool hands out chunks again.
-    CHECK(pool_solo_entries() == entries + 1, "a call that lost to one thread did not go solo");
+    // alone, each in one piece (while they have not lapsed, 100 ms after the solo began).
+    CHECK(lose_one_call(), "a call that lost to one thread did not go solo");
     CHECK(pool_solo_calls() == 4, "solo mode: %lld calls to run alone, not 4",
           static_cast<long long>(pool_solo_calls()));
     const auto over = steady_clock::now() + std::chrono::seconds(10);
@@ -1108,13 +1112,21 @@ void check_pool(bool with_fork) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     for (int k = 0; k < 4; ++k) {
+      const int64_t left = pool_solo_calls();
       std::atomic<int> woke{0};
       const int alone = parallel_for(64, 1, 2, [&](int64_t, int64_t) { ++woke; });
-      CHECK(alone == 1 && woke == 1, "solo mode, call %d after its time: %d threads ran", k, alone);
+      CHECK(left == 0 || (alone == 1 && woke == 1), "solo call %d after its time: %d threads ran",
+            k, alone);
     }
     CHECK(pool_solo_calls() == 0 && pool_solo_us() == 0, "solo mode did not end after its calls");
     c.run(2);
     CHECK(c.ok(), "solo mode: wrong result");
+    // The calls lapse: a solo whose calls were never used is over 10 back-offs after it began.
+    end_pool_solo();
+    CHECK(lose_one_call(), "the second losing call did not go solo");
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    CHECK(pool_solo_us() == 0 && pool_solo_calls() == 0, "solo calls did not lapse: %lld left",
+          static_cast<long long>(pool_solo_calls()));
     end_pool_solo();
     CHECK(pool_solo_us() == 0 && parallel_probe(8, 2) == 2, "after solo mode ended");
   }
