@@ -137,11 +137,7 @@ class Pool {
   Clock::time_point solo_until() const {
     return Clock::time_point(Clock::duration(solo_until_.load(std::memory_order_relaxed)));
   }
-  int64_t solo_calls() const {
-    const bool lapsed = Clock::now().time_since_epoch().count() >=
-                        solo_calls_until_.load(std::memory_order_relaxed);
-    return lapsed ? 0 : solo_calls_.load(std::memory_order_relaxed);
-  }
+  int64_t solo_calls() const { return solo_calls_left(Clock::now().time_since_epoch().count()); }
   void end_solo() {
     solo_until_.store(0, std::memory_order_relaxed);
     solo_calls_.store(0, std::memory_order_relaxed);
@@ -159,8 +155,13 @@ class Pool {
  private:
   void wait_while_held();
   // Whether this call runs alone for solo mode: before solo_until_, or while solo_calls_ are
-  // left (each call that runs alone for it uses one up).
+  // left and have not lapsed (each call that runs alone for them uses one up).
   bool solo_now();
+  int64_t solo_calls_left(Clock::rep now) const {
+    return now < solo_calls_until_.load(std::memory_order_relaxed)
+               ? solo_calls_.load(std::memory_order_relaxed)
+               : 0;
+  }
   std::atomic<Clock::rep> solo_until_{0};
   std::atomic<int64_t> solo_calls_{0};
   std::atomic<Clock::rep> solo_calls_until_{0};  // when solo_calls_ lapse
@@ -285,12 +286,9 @@ int Pool::run(int64_t n, int64_t grain, int threads, RangeFn body, bool adaptive
 
 bool Pool::solo_now() {
   const Clock::rep now = Clock::now().time_since_epoch().count();
-  if (now < solo_until_.load(std::memory_order_relaxed)) {
-    return true;
-  }
-  int64_t calls = solo_calls_.load(std::memory_order_relaxed);
-  if (calls <= 0 || now >= solo_calls_until_.load(std::memory_order_relaxed)) return false;
-  while (calls > 0) {  // (threads racing for the last one: one gets it, the others go on)
+  if (now < solo_until_.load(std::memory_order_relaxed)) return true;
+  // Threads racing for the last call: one gets it, the others go on threaded.
+  for (int64_t calls = solo_calls_left(now); calls > 0;) {
     if (solo_calls_.compare_exchange_weak(calls, calls - 1, std::memory_order_relaxed)) return true;
   }
   return false;

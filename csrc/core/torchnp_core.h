@@ -208,9 +208,10 @@ void fail_pool_spawns(int n);
 // descheduled by another process), calls run on the calling thread for a back-off
 // (thread_pool.cpp), counted in time and in calls. pool_solo_us() says how much time is left,
 // pool_solo_calls() how many calls must still run alone (both 0: threads are used),
-// end_pool_solo() ends it and forgets the back-off. Test hook: after hold_next_pool_claim(true) the next helper
-// that claims a chunk waits, holding it (a descheduled helper), until hold_next_pool_claim(false);
-// pool_claim_held() says whether one waits so. parallel_probe is never judged nor solo.
+// end_pool_solo() ends it and forgets the back-off. Test hook: after
+// hold_next_pool_claim(true) the next helper that claims a chunk waits, holding it (a
+// descheduled helper), until hold_next_pool_claim(false); pool_claim_held() says whether one
+// waits so. parallel_probe is never judged nor solo.
 int64_t pool_solo_us();
 int64_t pool_solo_calls();
 int64_t pool_solo_entries();  // how many times the pool has gone solo in this process

@@ -45,7 +45,7 @@ _ALIGN = 2 << 20  # one huge page
 # one. A huge page needs a free 2 MiB block, and beyond the first ~100 MiB those came cold
 # (0.4-1.6 GB/s to fault in), while small pages come from the fragments of memory freed
 # before. Steady state keeps the benefit either way: a reused mapping is already faulted in
-# (only transposes are ~15 % faster on huge pages, measured at 64 MiB, which keeps them).
+# (only transposes are ~15 % faster on huge pages, measured at 64 MiB: a size that keeps them).
 FRESH_HUGEPAGE_MAX = 128 << 20
 IDLE_SECONDS = 2.0
 _SLACK = 1.25  # a cached mapping up to this much larger than needed is reused
