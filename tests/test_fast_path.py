@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from unittest import mock
 
 import ml_dtypes
 import numpy as np
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 import oracle
 import torchnp
-from torchnp import _fast
+from torchnp import _fast, _from_numpy, _pool, _to_numpy
 
 TENSOR_DTYPES = [
     torch.float32,
@@ -275,6 +276,64 @@ def test_from_numpy_replay_equals_the_policy(engine, data, array_dtype, dtype, c
     assert fast_error == policy_error
     if policy_error is None:
         _same(fast, policy, second if second.size else np.empty(0))
+
+
+LARGE = (3, 1024, 640)  # float32: 7.5 MiB, past the pool's 4 MiB
+
+
+def _from_pool(fn):
+    """fn()'s result, and whether it came from the active engine's pool (one hand-out)."""
+    pool = _pool.active()
+    before = pool.hits + pool.misses
+    result = fn()
+    return result, pool.hits + pool.misses == before + 1
+
+
+@pytest.mark.parametrize(
+    ("make", "call"),
+    [
+        (lambda: torch.rand(LARGE), {"copy": True}),
+        (lambda: torch.rand(LARGE).permute(2, 0, 1), {"order": "C"}),
+        (lambda: torch.rand(LARGE).permute(2, 0, 1), {"order": "K", "copy": True}),
+        (lambda: torch.rand(LARGE).transpose(0, 2), {"order": "F", "dtype": np.float64}),
+        (lambda: torch.rand(LARGE).transpose(0, 2), {"order": "A", "copy": True}),
+        (lambda: torch.rand(LARGE, dtype=torch.float64), {"dtype": np.float32}),
+        (lambda: torch.rand(LARGE).to(torch.bfloat16), {"dtype": np.float32}),
+    ],
+)
+def test_large_results_are_replayed_from_the_engines_pool(engine, make, call):
+    """Results of the pool's size or more take the fast path too (the replay runs, the policy
+    does not), from the active engine's recycling pool, with the policy's layout and bits."""
+    first, second = make(), make()
+    _fast.clear()
+    torchnp.to_numpy(first, **call)  # records the signature's decision
+    with mock.patch.object(_to_numpy, "convert", side_effect=AssertionError("policy ran")):
+        fast, fast_pooled = _from_pool(lambda: torchnp.to_numpy(second, **call))
+    with policy_only():
+        policy, policy_pooled = _from_pool(lambda: torchnp.to_numpy(second, **call))
+    _same(fast, policy, oracle.exact_view(second))
+    assert fast_pooled and policy_pooled and not fast.flags.owndata
+
+
+@pytest.mark.parametrize(
+    ("make", "call"),
+    [
+        (lambda: np.random.rand(*LARGE).astype(np.float32)[::-1], {}),
+        (lambda: np.random.rand(*LARGE), {"dtype": torch.float32}),
+        (lambda: np.random.rand(*LARGE).astype(">f4"), {}),
+        (lambda: np.random.rand(2, *LARGE).astype(np.float32), {"dtype": torch.bfloat16}),
+    ],
+)
+def test_large_from_numpy_results_are_replayed_from_the_engines_pool(engine, make, call):
+    first, second = make(), make()
+    _fast.clear()
+    torchnp.from_numpy(first, **call)
+    with mock.patch.object(_from_numpy, "convert", side_effect=AssertionError("policy ran")):
+        fast, fast_pooled = _from_pool(lambda: torchnp.from_numpy(second, **call))
+    with policy_only():
+        policy, policy_pooled = _from_pool(lambda: torchnp.from_numpy(second, **call))
+    _same(fast, policy, second)
+    assert fast_pooled and policy_pooled
 
 
 def test_the_memo_is_used_and_bounded(engine):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import subprocess
@@ -13,19 +14,45 @@ import pytest
 import torch
 
 import torchnp
-from torchnp import _pool
+from torchnp import _engines, _pool
 
 BIG = 3 << 20  # float32 elements: 12 MiB, past _pool.MIN_BYTES
 
 
 @pytest.fixture
-def pool(monkeypatch):
-    """A private pool, so counts do not depend on what other tests left behind."""
-    p = _pool.BufferPool(256 << 20)
-    monkeypatch.setattr(_pool, "POOL", p)
-    yield p
+def private_pool():
+    """use(limit): a private pool of the active engine's kind (the Python engine's
+    _pool.BufferPool, the native engine's _C.BufferPool), the one its large results come from
+    for this test, so counts do not depend on what other tests left behind. Afterwards every
+    engine has its own pool back, and the active engine's is the active pool."""
+    made, undo = [], []
+
+    def use(limit: int):
+        engine = _engines.active()
+        p = type(engine.pool)(limit)
+        if engine.name == "native":
+            undo.append(functools.partial(engine._C.set_output_pool, engine.pool))
+            engine._C.set_output_pool(p)
+        else:
+            undo.append(functools.partial(setattr, _pool, "POOL", _pool.POOL))
+            _pool.POOL = p
+        _pool.activate(p)
+        made.append(p)
+        return p
+
+    yield use
+    for step in reversed(undo):
+        step()
+    _pool.activate(_engines.active().pool)
     gc.collect()
-    p.clear()
+    for p in made:
+        p.clear()
+
+
+@pytest.fixture
+def pool(engine, private_pool):
+    """A private 256 MiB pool of the engine under test."""
+    return private_pool(256 << 20)
 
 
 def _start(a: np.ndarray) -> int:
@@ -93,9 +120,8 @@ def test_pooled_results_have_the_requested_layout(engine, pool, order):
         assert np.argsort(r.strides).tolist() == np.argsort(t.stride()).tolist()
 
 
-def test_limit_bounds_what_is_kept(engine, monkeypatch):
-    p = _pool.BufferPool(16 << 20)
-    monkeypatch.setattr(_pool, "POOL", p)
+def test_limit_bounds_what_is_kept(engine, private_pool):
+    p = private_pool(16 << 20)
     t = torch.ones(BIG)  # 12 MiB: fits the limit once
     a, b = torchnp.to_numpy(t, copy=True), torchnp.to_numpy(t, copy=True)
     del a, b
@@ -104,11 +130,11 @@ def test_limit_bounds_what_is_kept(engine, monkeypatch):
     assert huge.flags.owndata
 
 
-def test_idle_buffers_are_unmapped(engine, pool, monkeypatch):
+def test_idle_buffers_are_unmapped(engine, pool):
     r = torchnp.to_numpy(torch.ones(BIG), copy=True)
     del r
     assert pool.cached_bytes > 0
-    monkeypatch.setattr(_pool, "IDLE_SECONDS", 0.0)
+    pool.idle_seconds = 0.0
     keep = torchnp.to_numpy(torch.ones(4 * BIG), copy=True)  # any pool operation expires
     assert pool.cached_bytes == 0 and keep.size == 4 * BIG  # idle ones
 
@@ -162,10 +188,21 @@ def test_pool_limit_from_the_environment(value, expect):
         assert "TORCHNP_POOL_BYTES must be" in proc.stderr
 
 
-def test_a_finalizer_during_a_pool_operation_neither_blocks_nor_corrupts(engine, pool):
+def test_a_finalizer_during_a_pool_operation_neither_blocks_nor_corrupts(private_pool):
     # Regression (review): finalizers used to take the pool's lock and rebuild its free list,
     # so one running inside a pool call (GC may run anywhere) lost or double-counted memory.
     # Now they only hand the mapping over; here one runs while another thread holds the lock.
+    # (The Python pool's: the native one runs no Python under its lock, and its leases hand
+    # buffers back under that lock alone; test_leases_freed_from_many_threads covers it.)
+    previous = _engines.use("python")
+    try:
+        pool = private_pool(256 << 20)
+        _finalizer_inside_pool_operation(pool)
+    finally:
+        _engines.restore(previous)
+
+
+def _finalizer_inside_pool_operation(pool) -> None:
     a, b = (torchnp.to_numpy(torch.ones(BIG), copy=True) for _ in range(2))
     del a
     done = threading.Event()
@@ -184,10 +221,12 @@ def test_a_finalizer_during_a_pool_operation_neither_blocks_nor_corrupts(engine,
     assert len(pool._free) == 2
 
 
-def test_no_mapping_means_numpy_memory(engine, pool, monkeypatch):
-    monkeypatch.setattr(_pool.BufferPool, "_map", staticmethod(lambda size: None))
+def test_no_mapping_means_numpy_memory(engine, pool):
+    pool.fail_maps(1)
     r = torchnp.to_numpy(torch.ones(BIG), copy=True)
     assert r.flags.owndata and r.sum() == BIG
+    again = torchnp.to_numpy(torch.ones(BIG), copy=True)  # the next mapping works
+    assert not again.flags.owndata and again.sum() == BIG
 
 
 def _vm_flags(address: int) -> set[str]:
@@ -205,11 +244,11 @@ def _vm_flags(address: int) -> set[str]:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
-def test_fresh_huge_page_advice_only_up_to_its_size(engine, pool, monkeypatch):
+def test_fresh_huge_page_advice_only_up_to_its_size(engine, pool):
     """Fresh mappings up to FRESH_HUGEPAGE_MAX ask for huge pages (VM_HUGEPAGE, "hg" in
     smaps); larger ones keep the kernel's regular pages (their first touch is the faster one
     past that size); both give the right bytes."""
-    monkeypatch.setattr(_pool, "FRESH_HUGEPAGE_MAX", 8 << 20)
+    pool.fresh_hugepage_max = 8 << 20
     small = torch.arange(1 << 21, dtype=torch.float32)  # 8 MiB: at the limit
     large = torch.arange(3 << 21, dtype=torch.float32)  # 24 MiB: past it
     r_small = torchnp.to_numpy(small, copy=True)

@@ -6,8 +6,10 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 
+#include "core/buffer_pool.h"
 #include "core/torchnp_core.h"
 
 namespace torchnp::bindings {
@@ -46,6 +48,15 @@ core::Plan plan_arrays(const py::array& dst, int dst_dtype, bool dst_swapped, co
 
 // Runs the plan (or a slice of it), releasing the GIL when the copy moves kReleaseGilBytes.
 int run(const core::Plan& plan, const char* src, char* dst, const core::Slice* slice);
+
+// The output pool (output_pool.cpp): the pool large results come from, and a fresh array of
+// `descr` over a buffer of it (`nbytes` for the dims and byte strides given, which must address
+// no byte past nbytes) as a new reference, or nullptr when the pool does not serve the size.
+std::shared_ptr<core::BufferPool> output_pool();
+PyObject* pooled_array(const std::shared_ptr<core::BufferPool>& pool, const py::dtype& descr,
+                       int nd, const py::ssize_t* dims, const py::ssize_t* strides,
+                       int64_t nbytes);
+void add_output_pool(py::module_& m);
 
 // The fast path's functions (fast_path.cpp).
 void add_fast_path(py::module_& m);

@@ -100,24 +100,29 @@ void copy_from(const Source& src, int src_code, bool src_swap, char* dst,
   run(plan, s_op.data, d_op.data, nullptr);
 }
 
-// A fresh array of `descr` in `layout` holding the cast of `src`, or None when it would be
-// `max_bytes` or more: large results go through the policy (its recycling pool). Written for
-// small calls: the result comes straight from PyArray_NewFromDescr, the plan from the fields.
+// A fresh array of `descr` in `layout` holding the cast of `src`. Results of `pool_bytes` or
+// more come from the output pool (warm recycled memory, see output_pool.cpp) when it serves
+// them, the others straight from PyArray_NewFromDescr; the plan from the fields.
 py::object fresh_copy(const Source& src, const py::dtype& descr, int dst_code, bool dst_swap,
-                      int src_code, bool src_swap, Layout layout, int64_t max_bytes) {
+                      int src_code, bool src_swap, Layout layout, int64_t pool_bytes) {
   const int nd = src.nd;
   const int64_t itemsize = descr.itemsize();
   int64_t numel = 1;
   for (int d = 0; d < nd; ++d) numel *= src.dims[d];
-  if (numel * itemsize >= max_bytes) return py::none();
   if (layout == Layout::kA) layout = (src.f && !src.c) ? Layout::kF : Layout::kC;
   std::array<py::ssize_t, core::kMaxDims> strides;
   fresh_strides(nd, src.dims, src.strides, itemsize, layout, strides.data());
-  auto& api = npy::npy_api::get();
-  PyObject* raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr.inc_ref().ptr(), nd,
-                                            const_cast<py::ssize_t*>(src.dims), strides.data(),
-                                            nullptr, 0, nullptr);  // NumPy owns the data
-  if (raw == nullptr) throw py::error_already_set();
+  PyObject* raw = nullptr;
+  if (numel * itemsize >= pool_bytes) {
+    raw = pooled_array(output_pool(), descr, nd, src.dims, strides.data(), numel * itemsize);
+  }
+  if (raw == nullptr) {
+    auto& api = npy::npy_api::get();
+    raw = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr.inc_ref().ptr(), nd,
+                                    const_cast<py::ssize_t*>(src.dims), strides.data(), nullptr,
+                                    0, nullptr);  // NumPy owns the data
+    if (raw == nullptr) throw py::error_already_set();
+  }
   auto dst = py::reinterpret_steal<py::array>(raw);
   if (numel > 0) {
     copy_from(src, src_code, src_swap, npy::array_proxy(raw)->data, strides.data(), dst_code,
@@ -141,11 +146,11 @@ bool shared_layout_fits(Layout layout, bool c, bool f) {
 // The replay of a to_numpy / from_numpy copy decision: the source itself when `share` and its
 // layout fits `layout`; otherwise fresh_copy.
 py::object convert(const py::array& src, const py::dtype& descr, int dst_code, bool dst_swap,
-                   int src_code, bool src_swap, int layout_code, bool share, int64_t max_bytes) {
+                   int src_code, bool src_swap, int layout_code, bool share, int64_t pool_bytes) {
   const Layout layout = layout_of(layout_code);
   const Source source = source_of(src);
   if (share && shared_layout_fits(layout, source.c, source.f)) return src;
-  return fresh_copy(source, descr, dst_code, dst_swap, src_code, src_swap, layout, max_bytes);
+  return fresh_copy(source, descr, dst_code, dst_swap, src_code, src_swap, layout, pool_bytes);
 }
 
 // NumPy type numbers torch.from_numpy holds as the same torch type (bool, the integers, half,
@@ -401,10 +406,10 @@ py::object checked_view(PyObject* numpy, PyObject* tensor) {
 class ToNumpyReplay {
  public:
   ToNumpyReplay(py::object numpy, py::object carrier, py::object stored, py::dtype target,
-                int d_code, bool d_swap, int s_code, int layout, bool share, int64_t max_bytes)
+                int d_code, bool d_swap, int s_code, int layout, bool share, int64_t pool_bytes)
       : numpy_(std::move(numpy)), carrier_(std::move(carrier)), stored_(std::move(stored)),
         target_(std::move(target)), d_code_(d_code), d_swap_(d_swap), s_code_(s_code),
-        layout_(layout), share_(share), max_bytes_(max_bytes) {}
+        layout_(layout), share_(share), pool_bytes_(pool_bytes) {}
 
   py::object operator()(py::handle tensor) const { return run(tensor); }
 
@@ -416,7 +421,7 @@ class ToNumpyReplay {
       const Layout layout = layout_of(layout_);
       const Source source = meta.source();
       if (share_ && shared_layout_fits(layout, source.c, source.f)) return view_of(meta);
-      return fresh_copy(source, target_, d_code_, d_swap_, s_code_, false, layout, max_bytes_);
+      return fresh_copy(source, target_, d_code_, d_swap_, s_code_, false, layout, pool_bytes_);
     }
     // Else torch's own view. A tensor that requires grad: the values are what is converted (the
     // policy detaches too), detached first rather than after torch refuses it (its C++
@@ -428,7 +433,7 @@ class ToNumpyReplay {
     if (!view) return py::none();
     const auto array = py::reinterpret_borrow<py::array>(view);
     py::object result = convert(array, target_, d_code_, d_swap_, s_code_, false, layout_, share_,
-                                max_bytes_);
+                                pool_bytes_);
     if (result.is(view) && !carrier_.is_none()) return array.attr("view")(stored_);
     return result;
   }
@@ -449,22 +454,22 @@ class ToNumpyReplay {
   bool d_swap_;
   int s_code_, layout_;
   bool share_;
-  int64_t max_bytes_;
+  int64_t pool_bytes_;
 };
 
 // A memoised from_numpy decision, replayed: torch.from_numpy of the array itself where the
 // decision shares and torch holds the layout as it is; otherwise the cast into a fresh array
 // laid out like the source, then torch.from_numpy of that (through the carrier integer type for
 // ml_dtypes targets). None where the policy must decide (a layout torch holds only once
-// normalised) or the result is large.
+// normalised).
 class FromNumpyReplay {
  public:
   FromNumpyReplay(py::object from_numpy, py::dtype target_np, py::object target,
                   py::object carrier_np, int d_code, bool d_swap, int s_code, bool s_swap,
-                  bool share, int64_t max_bytes)
+                  bool share, int64_t pool_bytes)
       : from_numpy_(std::move(from_numpy)), target_np_(std::move(target_np)),
         target_(std::move(target)), carrier_np_(std::move(carrier_np)), d_code_(d_code),
-        d_swap_(d_swap), s_code_(s_code), s_swap_(s_swap), share_(share), max_bytes_(max_bytes) {}
+        d_swap_(d_swap), s_code_(s_code), s_swap_(s_swap), share_(share), pool_bytes_(pool_bytes) {}
 
   py::object operator()(const py::array& array) const { return run(array); }
 
@@ -475,8 +480,7 @@ class FromNumpyReplay {
       if (cls == 2) return py::none();
     }
     py::object result = convert(array, target_np_, d_code_, d_swap_, s_code_, s_swap_, 0, false,
-                                max_bytes_);
-    if (result.is_none()) return result;
+                                pool_bytes_);
     if (carrier_np_.is_none()) return from_numpy_(result);
     return from_numpy_(result.attr("view")(carrier_np_)).attr("view")(target_);
   }
@@ -489,7 +493,7 @@ class FromNumpyReplay {
   bool d_swap_;
   int s_code_;
   bool s_swap_, share_;
-  int64_t max_bytes_;
+  int64_t pool_bytes_;
 };
 
 // A memoised to_numpy(..., out=out) decision, replayed: the tensor's values (read from its
@@ -1244,10 +1248,10 @@ void add_fast_path(py::module_& m) {
   if (PyModule_AddFunctions(m.ptr(), g_fast_methods) != 0) throw py::error_already_set();
   m.def("convert", &convert, py::arg("src").noconvert(), py::arg("descr"), py::arg("dst_code"),
         py::arg("dst_swap"), py::arg("src_code"), py::arg("src_swap"), py::arg("layout"),
-        py::arg("share"), py::arg("max_bytes"),
+        py::arg("share"), py::arg("pool_bytes"),
         "Replay a memoised conversion decision: the source itself (share, layout fits) or a "
-        "fresh array of descr in the layout (0 K, 1 C, 2 F, 3 A) holding the cast; None when "
-        "the result would be max_bytes or more.");
+        "fresh array of descr in the layout (0 K, 1 C, 2 F, 3 A) holding the cast (from the "
+        "output pool when it is pool_bytes or more).");
   m.def(
       "shareable",
       [](const py::handle& obj) {

@@ -115,6 +115,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "torchnp native engine: planned, fused, multi-threaded strided copies";
   add_fast_path(m);
   add_transfers(m);
+  add_output_pool(m);
 
   py::class_<PyPlan>(m, "Plan", "A planned copy: what will run, and the layout it is for.")
       .def_property_readonly("name", [](const PyPlan& p) { return core::plan_name(p.plan); })

@@ -56,8 +56,8 @@ constexpr auto kCallerPollMax = std::chrono::microseconds(2000);
 // wake-up, a few microseconds, which must not send an idle pool solo for good), calls run on
 // the calling thread alone for a back-off of both time and calls: kSoloFirst and
 // kSoloFirstCalls, both doubled (up to kSoloMax and its share of calls) when the pool goes solo
-// again soon after the last back-off ended (within 4 back-offs of time, or kSoloReentryCalls
-// judged calls). Time alone would not do: a program whose large conversions come every 20 ms
+// again soon after the last back-off ended (within kSoloReentryCalls judged calls, or within 4
+// back-offs of time while the calls judged since have lost more than they gained). Time alone would not do: a program whose large conversions come every 20 ms
 // (3 ms each, 64 MiB) would start every one of them threaded after a 10 ms back-off, and lose
 // a scheduler slice on each (measured with a busy-loop process and torch's spinning OpenMP
 // workers on the 2-core dev VM: such calls took 4.7-6.7 ms threaded, 3.0-3.2 ms on one thread).
@@ -146,6 +146,7 @@ class Pool {
     balance_.store(0, std::memory_order_relaxed);
     solo_ended_.store(0, std::memory_order_relaxed);
     judged_since_.store(0, std::memory_order_relaxed);
+    net_since_.store(0, std::memory_order_relaxed);
   }
   // Test hook: hold(true) makes the next helper that claims a chunk wait, holding it, until
   // hold(false); held() says whether one is waiting so.
@@ -166,6 +167,7 @@ class Pool {
   std::atomic<int64_t> solo_calls_{0};
   std::atomic<Clock::rep> solo_calls_until_{0};  // when solo_calls_ lapse
   std::atomic<int64_t> judged_since_{0};  // calls judged since the last back-off ended
+  std::atomic<Clock::rep> net_since_{0};   // their gains less their losses, uncapped
   // The account and the back-off (written by the call that holds the pool, read by any).
   std::atomic<Clock::rep> balance_{0};
   std::atomic<Clock::rep> backoff_{0};
@@ -296,6 +298,8 @@ bool Pool::solo_now() {
 
 void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point now) {
   const int64_t judged = judged_since_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const Clock::rep net = net_since_.fetch_add((alone - total).count(), std::memory_order_relaxed) +
+                         (alone - total).count();
   const Clock::rep credit = Clock::duration(kSoloCredit).count();
   const Clock::rep balance =
       std::min(balance_.load(std::memory_order_relaxed) + (alone - total).count(), credit);
@@ -307,13 +311,20 @@ void Pool::judge(Clock::duration total, Clock::duration alone, Clock::time_point
   const Clock::rep first = Clock::duration(kSoloFirst).count();
   Clock::rep backoff = backoff_.load(std::memory_order_relaxed);
   const Clock::rep since = now.time_since_epoch().count() - solo_ended_.load(std::memory_order_relaxed);
-  const bool again = backoff != 0 && (since <= 4 * backoff || judged <= kSoloReentryCalls);
+  // Again: within the first judged calls after the last back-off, or soon after it while the
+  // calls since have lost more than they gained. One stall after a long run of gains (a helper
+  // whose vCPU the host took for a millisecond or two, on an idle machine) is a first back-off:
+  // it must not keep the pool solo for seconds, as escalating back-offs did (4 MiB copies in a
+  // loop on the 2-core dev VM averaged 60-111 us per block of 2000 calls, against 55 threaded).
+  const bool again =
+      backoff != 0 && (judged <= kSoloReentryCalls || (since <= 4 * backoff && net < 0));
   backoff = again ? std::min(2 * backoff, Clock::duration(kSoloMax).count()) : first;
   const Clock::rep until = now.time_since_epoch().count() + backoff;
   backoff_.store(backoff, std::memory_order_relaxed);
   balance_.store(0, std::memory_order_relaxed);
   solo_ended_.store(until, std::memory_order_relaxed);
   judged_since_.store(0, std::memory_order_relaxed);
+  net_since_.store(0, std::memory_order_relaxed);
   solo_calls_.store(kSoloFirstCalls * (backoff / first), std::memory_order_relaxed);
   solo_calls_until_.store(now.time_since_epoch().count() + kSoloCallsSpan * backoff,
                           std::memory_order_relaxed);

@@ -6,10 +6,9 @@ _from_numpy) decides; for signatures whose decision needs no judgment beyond the
 records a replay here. The next call with that signature skips the policy: one view of the
 tensor (torch's own ``Tensor.numpy``), then one native call that shares it when the decision
 allows and the layout fits, or allocates the result in the decided layout and copies
-(``_C.convert``); the Python engine replays the same steps in Python. Only small results take
-this path (under MAX_BYTES: large ones go through the policy, for the recycling output pool),
-and the decision is never made here: where a replay cannot follow it, it returns None and the
-policy runs.
+(``_C.convert``); the Python engine replays the same steps in Python. Results of POOL_BYTES or
+more come from the engine's recycling output pool (_pool.active()). The decision is never made
+here: where a replay cannot follow it, it returns None and the policy runs.
 
 The memo is per engine (cleared when the engine changes) and bounded (MAX_ENTRIES signatures).
 """
@@ -27,7 +26,7 @@ from torchnp import _originals, _pool
 from torchnp._dtypes import ElementType, carrier_numpy, carrier_torch, core_code
 from torchnp._memory import storage_holds
 
-MAX_BYTES = _pool.MIN_BYTES
+POOL_BYTES = _pool.MIN_BYTES  # results this large come from the output pool
 # The types of `copy` the policy accepts: only these may look up a memo keyed by `copy` as
 # passed (1 == True and hash(1) == hash(True), but the policy refuses copy=1).
 COPY_TYPES = frozenset({type(None), bool, np.bool_})
@@ -314,7 +313,7 @@ def native_to_numpy_replay(
     """The replay as one native object (_C.ToNumpyReplay: view and convert in one call), in the
     capsule _C.fast_to_numpy reads."""
     return C.ToNumpyReplay(
-        _tensor_numpy, carrier, stored, target, d_code, d_swap, s_code, layout, share, MAX_BYTES
+        _tensor_numpy, carrier, stored, target, d_code, d_swap, s_code, layout, share, POOL_BYTES
     ).capsule()
 
 
@@ -341,7 +340,7 @@ def native_from_numpy_replay(
         s_code,
         s_swap,
         share,
-        MAX_BYTES,
+        POOL_BYTES,
     ).capsule()
 
 
@@ -373,8 +372,6 @@ def python_to_numpy_replay(
         )
         if share and fits:
             return view
-        if view.size * target.itemsize >= MAX_BYTES:
-            return None
         resolved = (
             ("F" if flags.f_contiguous and not flags.c_contiguous else "C")
             if order == "A"
@@ -396,8 +393,6 @@ def python_from_numpy_replay(
     def replay(array: np.ndarray) -> torch.Tensor | None:
         if share and torch_can_view(array):
             return tensor_view(array, target)
-        if array.size * target_np.itemsize >= MAX_BYTES:
-            return None
         out = empty_in_order(array.shape, array.strides, target_np, "K")
         engine.copy(out, array)
         return tensor_of_numpy_view(out, target)
@@ -437,6 +432,7 @@ def activate(engine: Any) -> None:
     entries when the engine has them."""
     global to_numpy, to_numpy_out, from_numpy, tensor_view
     clear()
+    _pool.activate(engine.pool)  # large results come from the engine's own pool
     C = getattr(engine, "_C", None)
     if C is None:
         to_numpy, to_numpy_out, from_numpy = python_to_numpy, python_to_numpy_out, python_from_numpy

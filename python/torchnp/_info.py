@@ -109,8 +109,8 @@ def info() -> Info:
         cpu_variant=active_variant if engine.name == "native" else None,
         threads=torch.get_num_threads(),
         thread_pool_helpers=helpers if engine.name == "native" else 0,
-        pool_limit_bytes=_pool.POOL.limit,
-        pool_cached_bytes=_pool.POOL.cached_bytes,
+        pool_limit_bytes=_pool.active().limit,
+        pool_cached_bytes=_pool.active().cached_bytes,
         cuda=_cuda_loader.status(),
         staging=_device.staging_info(),
     )

@@ -217,7 +217,7 @@ def empty_in_memory_order(
     owned by the array); smaller ones from NumPy's allocator and own their data.
     """
     if strides is None or _descending(shape, strides):
-        pooled = _pool.POOL.empty(tuple(shape), dtype)  # the common case, without the sorting
+        pooled = _pool.active().empty(tuple(shape), dtype)  # the common case, without sorting
         return np.empty(shape, dtype=dtype) if pooled is None else pooled
     perm = memory_order_permutation(shape, strides)
     pooled = _pooled(shape, perm, dtype)
@@ -248,7 +248,7 @@ def _descending(shape: Sequence[int], strides: Sequence[int]) -> bool:
 
 def _pooled(shape: Sequence[int], perm: list[int], dtype: np.dtype) -> np.ndarray | None:
     """A pool array with dims laid out outermost-first as `perm`, or None (not pooled)."""
-    base = _pool.POOL.empty(tuple(shape[d] for d in perm), dtype)
+    base = _pool.active().empty(tuple(shape[d] for d in perm), dtype)
     if base is None or perm == sorted(perm):
         return base
     return base.transpose(np.argsort(perm).tolist())

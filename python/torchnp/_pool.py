@@ -15,6 +15,11 @@ base of the result and all its views (and torch tensors made from them hold the 
 the lease is collected a ``weakref.finalize`` returns the mapping to the pool. Pooled arrays do
 not own their data (``flags.owndata`` is False), which is the one visible difference.
 
+This is the Python engine's pool; the native engine has the same one in C++
+(``torchnp._C.BufferPool``, csrc/core/buffer_pool.h: a lease there is a capsule, and handing
+out a buffer costs ~0.3 us instead of ~6), so that its fast path serves large results too.
+:func:`active` is the active engine's.
+
 Bounds: at most ``limit`` bytes are kept (``TORCHNP_POOL_BYTES``, default the smaller of 1 GiB
 and 1/8 of physical memory; 0 turns the pool off), a mapping idle for ``IDLE_SECONDS`` is
 unmapped by the next pool operation (there is no timer thread: after a last burst of
@@ -88,6 +93,9 @@ class BufferPool:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.idle_seconds = IDLE_SECONDS
+        self.fresh_hugepage_max = FRESH_HUGEPAGE_MAX
+        self._failing_maps = 0  # test hook (fail_maps)
         self._free: list[_Mapping] = []  # idle mappings, oldest first
         self._cached = 0
         self._returned: deque[_Mapping] = deque()  # appended by finalizers, lock-free
@@ -123,6 +131,10 @@ class BufferPool:
         done.atexit = False  # nothing to return at interpreter exit
         return np.ndarray(shape, dtype=dtype, buffer=lease)
 
+    def fail_maps(self, n: int) -> None:
+        """Test hook: the next `n` mappings fail as if mmap had."""
+        self._failing_maps = max(n, 0)
+
     def clear(self) -> int:
         """Unmap every idle mapping; returns the bytes released."""
         with self._lock:
@@ -150,7 +162,7 @@ class BufferPool:
                 self._free.append(m)
                 self._cached += m.size
         while self._free and (
-            now - self._free[0].idle_since > IDLE_SECONDS or self._cached > self.limit
+            now - self._free[0].idle_since > self.idle_seconds or self._cached > self.limit
         ):
             old = self._free.pop(0)
             self._cached -= old.size
@@ -169,15 +181,17 @@ class BufferPool:
         self.hits += 1
         return best
 
-    @staticmethod
-    def _map(size: int) -> _Mapping | None:
+    def _map(self, size: int) -> _Mapping | None:
+        if self._failing_maps > 0:
+            self._failing_maps -= 1
+            return None
         # Private (MAP_SHARED anonymous memory is shmem: no anonymous huge pages), one huge
         # page of slack so the usable range can start on a 2 MiB boundary.
         try:
             mm = mmap.mmap(-1, size + _ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except OSError:
             return None
-        if size <= FRESH_HUGEPAGE_MAX:
+        if size <= self.fresh_hugepage_max:
             with contextlib.suppress(AttributeError, OSError):  # a kernel without THP: EINVAL
                 mm.madvise(mmap.MADV_HUGEPAGE)
         start = np.frombuffer(mm, np.uint8, count=1).ctypes.data
@@ -206,7 +220,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
-POOL = BufferPool(_default_limit())
+POOL = BufferPool(_default_limit())  # the Python engine's
+_active: object = POOL  # the active engine's pool: this one, or the native engine's _C.BufferPool
+
+
+def active():
+    """The pool the active engine's large results come from (a BufferPool, or the native
+    engine's ``_C.BufferPool``: the same interface)."""
+    return _active
+
+
+def activate(pool) -> None:
+    """Make `pool` the one large results come from (the engine changed: _engines)."""
+    global _active
+    _active = pool
 
 
 def empty_cache() -> int:
@@ -233,6 +260,10 @@ def empty_cache() -> int:
     >>> torchnp.empty_cache() >= 0
     True
     """
-    from torchnp import _device
+    from torchnp import _device, _engines
 
-    return POOL.clear() + _device.trim()
+    released = POOL.clear()
+    native = _engines.loaded_native()
+    if native is not None:
+        released += native.pool.clear()
+    return released + _device.trim()

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/buffer_pool.h"
 #include "core/kernels/kernel_set.h"
 #include "core/thread_pool.h"
 #include "core/torchnp_core.h"
@@ -1119,6 +1120,13 @@ void check_pool(bool with_fork) {
             k, alone);
     }
     CHECK(pool_solo_calls() == 0 && pool_solo_us() == 0, "solo mode did not end after its calls");
+    // A loss within the first judged calls after a back-off: the load is still there, the
+    // back-off doubles (8 calls). (One after a long run of gains is a first back-off again;
+    // gains take real speed-ups, which a test cannot count on.)
+    CHECK(lose_one_call(), "a loss right after the back-off did not go solo");
+    CHECK(pool_solo_calls() == 8, "re-entry: %lld calls to run alone, not 8",
+          static_cast<long long>(pool_solo_calls()));
+    end_pool_solo();
     c.run(2);
     CHECK(c.ok(), "solo mode: wrong result");
     // The calls lapse: a solo whose calls were never used is over 10 back-offs after it began.
@@ -1201,6 +1209,85 @@ void check_big() {
   CHECK(bad == 0, "big strided: %lld bad", static_cast<long long>(bad));
 }
 
+// The output pool (core/buffer_pool.h): sizes it serves, reuse within the slack, the limit,
+// idle expiry, clear, failed mappings, and many threads taking and handing back buffers (what
+// the TSan build checks); with_fork: a forked child takes and hands back buffers too.
+void check_buffer_pool(bool with_fork) {
+  using Pool = BufferPool;
+  constexpr int64_t MiB = int64_t{1} << 20;
+  {
+    Pool pool(64 * MiB);
+    CHECK(!pool.acquire(Pool::kMinBytes - 1), "below the minimum: not served");
+    CHECK(!pool.acquire(65 * MiB), "over the limit: not served");
+    Pool::Buffer a = pool.acquire(5 * MiB);
+    CHECK(a && a.size == 6 * MiB, "5 MiB rounds to 6 MiB (%lld)", static_cast<long long>(a.size));
+    CHECK(reinterpret_cast<uintptr_t>(a.data) % Pool::kAlign == 0, "2 MiB aligned");
+    std::memset(a.data, 7, static_cast<size_t>(a.size));  // all of it is ours to write
+    char* first = a.data;
+    pool.release(a);
+    CHECK(pool.cached_bytes() == 6 * MiB, "released: idle");
+    Pool::Buffer b = pool.acquire(6 * MiB);
+    CHECK(b.data == first && pool.hits() == 1 && pool.cached_bytes() == 0, "reused");
+    Pool::Buffer small = pool.acquire(4 * MiB);  // b is out: a new one
+    pool.release(b);
+    Pool::Buffer c = pool.acquire(4 * MiB);  // 6 MiB is past 1.25 x 4 MiB: not reused
+    CHECK(c.data != first, "a buffer beyond the slack is not handed out");
+    pool.release(c);
+    pool.release(small);
+    CHECK(pool.cached_bytes() == 14 * MiB, "three idle (%lld)", static_cast<long long>(pool.cached_bytes()));
+    pool.set_limit(8 * MiB);  // oldest first until within the limit
+    CHECK(pool.cached_bytes() <= 8 * MiB, "the limit bounds what is kept");
+    CHECK(pool.clear() > 0 && pool.cached_bytes() == 0, "clear releases everything");
+    pool.set_limit(64 * MiB);
+    pool.set_idle_seconds(0.0);
+    pool.release(pool.acquire(4 * MiB));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK(pool.cached_bytes() == 0, "idle buffers expire");
+    pool.fail_maps(1);
+    CHECK(!pool.acquire(4 * MiB), "a failed mapping: not served");
+    Pool::Buffer d = pool.acquire(4 * MiB);
+    CHECK(d, "the next mapping works");
+    pool.release(d);
+  }
+  {
+    Pool pool(256 * MiB);
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&pool, &bad, t] {
+        for (int i = 0; i < 200; ++i) {
+          Pool::Buffer b = pool.acquire((4 + (i + t) % 3) * MiB);
+          if (!b) {
+            ++bad;
+            continue;
+          }
+          b.data[0] = static_cast<char>(t);
+          b.data[b.size - 1] = static_cast<char>(t);
+          if (b.data[0] != t || b.data[b.size - 1] != t) ++bad;
+          pool.release(b);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(bad == 0, "threads: %d bad hand-outs", bad.load());
+    if (with_fork) {
+      Pool::Buffer held = pool.acquire(4 * MiB);
+      const pid_t child = fork();
+      if (child == 0) {
+        Pool::Buffer b = pool.acquire(4 * MiB);
+        const bool ok = b && b.data != held.data;
+        pool.release(b);
+        pool.release(held);
+        _exit(ok ? 0 : 3);
+      }
+      int status = 0;
+      waitpid(child, &status, 0);
+      CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child: status %d", status);
+      pool.release(held);
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1209,6 +1296,7 @@ int main(int argc, char** argv) {
   std::printf("(active %s)\n", active_cpu_variant().c_str());
   if (argc > 1 && std::string(argv[1]) == "--pool-only") {  // the ThreadSanitizer build's run
     check_pool(/*with_fork=*/false);
+    check_buffer_pool(/*with_fork=*/false);
     check_slices();
     check_batch();
     std::printf(g_failures ? "FAILED: %d\n" : "ALL OK\n", g_failures);
@@ -1222,6 +1310,7 @@ int main(int argc, char** argv) {
   // TORCHNP_TEST_NO_FORK=1: under qemu-user (a cross-built aarch64 run), which cannot fork a
   // multi-threaded process.
   check_pool(/*with_fork=*/std::getenv("TORCHNP_TEST_NO_FORK") == nullptr);
+  check_buffer_pool(/*with_fork=*/std::getenv("TORCHNP_TEST_NO_FORK") == nullptr);
   check_roundtrips();
   check_random_layouts();
   check_streaming();

@@ -56,6 +56,13 @@ class Engine:
 
     name: str
 
+    @property
+    def pool(self):
+        """The recycling pool this engine's large results come from (_pool.POOL: Python's)."""
+        from torchnp import _pool
+
+        return _pool.POOL
+
     def _host_copy(self, dst: np.ndarray, src: np.ndarray, negate: int) -> None:
         """dst = flip(src) cast to dst.dtype; same shape, no overlap, dst.size > 0."""
         raise NotImplementedError

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from torchnp import _device
+from torchnp import _device, _pool
 from torchnp._dtypes import core_code
 from torchnp._engines.base import Engine
 
@@ -46,6 +46,13 @@ class NativeEngine(Engine):
         # ms on the 2-core dev VM): paid here, at import, not by the user's first conversion.
         one = np.zeros(1, np.float32)
         self._host_copy(one, np.zeros(1, np.float32), 0)
+        # Large results come from the core's own pool, bounded like the Python one.
+        module.output_pool().limit = _pool.POOL.limit
+
+    @property
+    def pool(self):
+        """The core's recycling pool (_C.BufferPool): the one its fast path uses too."""
+        return self._C.output_pool()
 
     def _host_copy(self, dst: np.ndarray, src: np.ndarray, negate: int) -> None:
         d_code, d_swap = core_code(dst.dtype)
