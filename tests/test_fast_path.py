@@ -456,6 +456,29 @@ def test_the_direct_view_leaves_the_rest_to_torch_and_the_policy():
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+@pytest.mark.single_engine
+def test_the_direct_view_reads_the_class_attributes_as_python_does():
+    """The fast path reads torch.Tensor's getters through the class's descriptors (no lookup per
+    call) only while the class is unchanged: a property set on torch.Tensor since is what it
+    reads then, as attribute access would."""
+    native = _native_or_skip()
+    C = native._C
+    t = torch.arange(6.0).reshape(2, 3)
+    assert type(C.tensor_view(t).base) is not torch.Tensor  # the direct view (a storage base)
+    assert "is_cpu" not in vars(torch.Tensor)  # (torch._C.TensorBase's getter)
+    torch.Tensor.is_cpu = property(lambda self: False)
+    try:
+        # Not a CPU tensor, as far as Python can tell: torch's own view (its base, the alias
+        # tensor), not one made from the metadata; copies come from that view too.
+        assert type(C.tensor_view(t).base) is torch.Tensor
+        copy = torchnp.to_numpy(t, copy=True)
+        assert copy.tolist() == t.tolist() and copy.base is None
+    finally:
+        del torch.Tensor.is_cpu
+    assert t.is_cpu
+    assert type(C.tensor_view(t).base) is not torch.Tensor  # the class restored: direct again
+
+
 # ---- the public entries (_C.Entry) ------------------------------------------------------------
 
 

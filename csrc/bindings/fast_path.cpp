@@ -39,11 +39,19 @@ void fresh_strides(int nd, const py::ssize_t* shape, const py::ssize_t* strides,
     std::reverse(perm.begin(), perm.begin() + nd);
   } else if (layout == Layout::kKeep) {
     auto group = [&](int d) { return shape[d] <= 1 ? 2 : strides[d] == 0 ? 0 : 1; };
-    std::stable_sort(perm.begin(), perm.begin() + nd, [&](int a, int b) {
+    auto before = [&](int a, int b) {
       const int ga = group(a), gb = group(b);
       if (ga != gb) return ga < gb;
       return ga == 1 && std::llabs(strides[a]) > std::llabs(strides[b]);
-    });
+    };
+    // Insertion sort: stable, allocation-free (std::stable_sort takes a heap buffer on every
+    // call, ~40 ns of a 1 us small copy) and linear for the usual, already ordered strides.
+    for (int i = 1; i < nd; ++i) {
+      const int d = perm[i];
+      int k = i;
+      for (; k > 0 && before(d, perm[k - 1]); --k) perm[k] = perm[k - 1];
+      perm[k] = d;
+    }
   }
   int64_t step = itemsize;
   for (int k = nd - 1; k >= 0; --k) {
@@ -95,8 +103,11 @@ void copy_from(const Source& src, int src_code, bool src_swap, char* dst,
   const int64_t traffic = numel * (src.itemsize + dst_itemsize);
   const std::span<const int64_t> shape{reinterpret_cast<const int64_t*>(src.dims),
                                        static_cast<size_t>(nd)};
-  const core::Plan plan = core::plan_copy(shape, d_op, s_op, core::Negate::kNone,
-                                          traffic < kReleaseGilBytes ? 1 : torch_threads());
+  // A loop over same-layout calls plans once per thread (the memo's plan stays valid while
+  // this thread runs it, the GIL released or not).
+  thread_local core::PlanMemo memo;
+  const core::Plan& plan = memo.plan(shape, d_op, s_op, core::Negate::kNone,
+                                     traffic < kReleaseGilBytes ? 1 : torch_threads());
   run(plan, s_op.data, d_op.data, nullptr);
 }
 
@@ -200,13 +211,76 @@ int layout_class(const py::array& a) {
   return cls;
 }
 
+// An attribute of a torch.Tensor read the way PyObject_GetAttr reads a data descriptor of the
+// class (torch's getters: dtype, layout, shape, ...), minus the lookups on every call (~15 ns
+// of a ~40 ns read): the class's getset descriptor, called directly while the class is the one
+// it was found on, unmodified since (its version tag); anything else reads the attribute.
+struct TensorAttr {
+  PyObject* name = nullptr;   // interned
+  PyObject* descr = nullptr;  // the class's getset descriptor, or nullptr: always look up
+  PyTypeObject* type = nullptr;
+  mutable unsigned int version = 0;  // (updated under the GIL, by still_found)
+
+  void init(PyObject* tensor_type, const char* attr) {
+    name = PyUnicode_InternFromString(attr);
+    if (name == nullptr) throw py::error_already_set();
+    descr = nullptr;
+    if (!PyType_Check(tensor_type)) return;
+    auto* t = reinterpret_cast<PyTypeObject*>(tensor_type);
+    // type.__getattribute__ gives a getset descriptor itself (and tags the class's version).
+    PyObject* d = PyObject_GetAttr(tensor_type, name);
+    if (d == nullptr) {
+      PyErr_Clear();
+      return;
+    }
+    if (Py_IS_TYPE(d, &PyGetSetDescr_Type) && t->tp_getattro == PyObject_GenericGetAttr &&
+        PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG)) {
+      descr = d;  // kept for the process's life
+      type = t;
+      version = t->tp_version_tag;
+    } else {
+      Py_DECREF(d);
+    }
+  }
+
+  // A new reference, or nullptr with the error set (as PyObject_GetAttr).
+  PyObject* get(PyObject* obj) const {
+    PyTypeObject* t = Py_TYPE(obj);
+    if (descr != nullptr && t == type && (current(t) || still_found(t))) {
+      return Py_TYPE(descr)->tp_descr_get(descr, obj, reinterpret_cast<PyObject*>(t));
+    }
+    return PyObject_GetAttr(obj, name);
+  }
+
+ private:
+  bool current(PyTypeObject* t) const {
+    return t->tp_version_tag == version && PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG);
+  }
+  // The class was changed since (any attribute set on it or a base): look the name up again;
+  // when it still finds this descriptor and attribute access is still the generic one (no
+  // __getattribute__ set since), the new version is trusted from now on.
+  bool still_found(PyTypeObject* t) const {
+    PyObject* d = PyObject_GetAttr(reinterpret_cast<PyObject*>(t), name);
+    if (d == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    Py_DECREF(d);  // (the class holds it)
+    if (d != descr || t->tp_getattro != PyObject_GenericGetAttr ||
+        !PyType_HasFeature(t, Py_TPFLAGS_VALID_VERSION_TAG)) {
+      return false;
+    }
+    version = t->tp_version_tag;
+    return true;
+  }
+};
+
 struct FastState {
   PyObject* tensor_type = nullptr;   // torch.Tensor (exactly; subclasses take the policy)
   PyObject* to_numpy_memo = nullptr;
   PyObject* from_numpy_memo = nullptr;
   PyObject* to_numpy_out_memo = nullptr;  // set by out_init
-  PyObject* dtype_name = nullptr;    // interned "dtype"
-  PyObject* requires_grad_name = nullptr;  // interned "requires_grad"
+  TensorAttr dtype, requires_grad;
   // torch dtypes Tensor.numpy() refuses (bf16, float8, complex32) that torchnp reads through an
   // integer carrier: tensor_view says no at once instead of letting torch raise (a C++ exception
   // with its backtrace costs torch ~9 us).
@@ -227,11 +301,28 @@ struct FastState {
   PyObject* stride = nullptr;
   PyObject* is_conj = nullptr;
   PyObject* is_neg = nullptr;
-  PyObject* layout_name = nullptr;  // interned "layout"
-  PyObject* is_cpu_name = nullptr;  // interned "is_cpu"
-  PyObject* shape_name = nullptr;   // interned "shape"
+  TensorAttr layout, is_cpu, shape;
 };
 FastState g_fast;
+
+// A Python int as a 64-bit integer (-1 with the error set if it does not fit). CPython 3.11's
+// PyLong_As(Unsigned)LongLong go through _PyLong_AsByteArray for anything above one digit
+// (~25 ns for a data pointer); the long versions walk the digits directly.
+uint64_t as_u64(PyObject* v) {
+  if constexpr (sizeof(unsigned long) == sizeof(uint64_t)) {
+    return static_cast<uint64_t>(PyLong_AsUnsignedLong(v));
+  } else {
+    return static_cast<uint64_t>(PyLong_AsUnsignedLongLong(v));
+  }
+}
+
+int64_t as_i64(PyObject* v) {
+  if constexpr (sizeof(long) == sizeof(int64_t)) {
+    return static_cast<int64_t>(PyLong_AsLong(v));
+  } else {
+    return static_cast<int64_t>(PyLong_AsLongLong(v));
+  }
+}
 
 // The outcome of a call into Python (`r`: its new reference, or nullptr with the error set): the
 // result, or nothing when it raised one of the refusals torch's conversions raise (RuntimeError,
@@ -271,8 +362,8 @@ py::object storage_holding(PyObject* tensor, uint64_t data, int nd, const py::ss
   if (!base) return base;
   py::object size = call_refusable(g_fast.storage_nbytes, storage.ptr());
   if (!size) return size;
-  const auto first = static_cast<uint64_t>(PyLong_AsUnsignedLongLong(base.ptr()));
-  const int64_t nbytes = PyLong_AsLongLong(size.ptr());
+  const auto first = as_u64(base.ptr());
+  const int64_t nbytes = as_i64(size.ptr());
   if (PyErr_Occurred()) throw py::error_already_set();
   // [data + low, data + high) within [first, first + nbytes), without overflow.
   if (data + static_cast<uint64_t>(low) < first) return py::object();  // (low <= 0)
@@ -289,9 +380,9 @@ bool inside_storage(PyObject* tensor, const py::array& view) {
                                            view.itemsize()));
 }
 
-// The attribute `name` of `obj`, or nothing when reading it raised one of torch's refusals
+// The attribute of `obj`, or nothing when reading it raised one of torch's refusals
 // (RuntimeError, TypeError: a nested tensor's sizes, say), as call_refusable.
-py::object attr_of(PyObject* obj, PyObject* name) { return refusable(PyObject_GetAttr(obj, name)); }
+py::object attr_of(PyObject* obj, const TensorAttr& attr) { return refusable(attr.get(obj)); }
 
 // A plain CPU tensor's memory, read from its metadata: what a view of it (view_of) or a copy
 // from it (ToNumpyReplay) needs, and its storage, which holds the memory.
@@ -327,9 +418,9 @@ struct TensorMeta {
 // its storage (the caller then asks torch, whose refusals stay the reference). requires_grad
 // does not matter: the values are read, as the policy's detached view reads them.
 bool read_meta(PyObject* tensor, PyObject* descr, TensorMeta& m) {
-  py::object layout = attr_of(tensor, g_fast.layout_name);
+  py::object layout = attr_of(tensor, g_fast.layout);
   if (!layout || layout.ptr() != g_fast.strided) return false;
-  py::object cpu = attr_of(tensor, g_fast.is_cpu_name);
+  py::object cpu = attr_of(tensor, g_fast.is_cpu);
   if (!cpu || cpu.ptr() != Py_True) return false;
   // Only complex tensors carry the conjugate bit (and ml_dtypes types are checked anyway).
   const auto* d = npy::array_descriptor_proxy(descr);
@@ -341,10 +432,10 @@ bool read_meta(PyObject* tensor, PyObject* descr, TensorMeta& m) {
   if (!neg || neg.ptr() != Py_False) return false;
   py::object address = call_refusable(g_fast.data_ptr, tensor);
   if (!address) return false;
-  m.data = static_cast<uint64_t>(PyLong_AsUnsignedLongLong(address.ptr()));
+  m.data = as_u64(address.ptr());
   if (PyErr_Occurred()) throw py::error_already_set();
   if (m.data == 0) return false;  // no memory: torch's own answer
-  py::object shape = attr_of(tensor, g_fast.shape_name);
+  py::object shape = attr_of(tensor, g_fast.shape);
   if (!shape) return false;
   py::object strides = call_refusable(g_fast.stride, tensor);
   if (!strides || !PyTuple_Check(shape.ptr()) || !PyTuple_Check(strides.ptr())) return false;
@@ -427,7 +518,7 @@ class ToNumpyReplay {
     // policy detaches too), detached first rather than after torch refuses it (its C++
     // exception costs ~9 us).
     py::object grad = py::reinterpret_steal<py::object>(
-        PyObject_GetAttr(tensor.ptr(), g_fast.requires_grad_name));
+        g_fast.requires_grad.get(tensor.ptr()));
     if (!grad) throw py::error_already_set();
     py::object view = grad.ptr() == Py_False ? torch_view(tensor) : torch_view(tensor.attr("detach")());
     if (!view) return py::none();
@@ -628,7 +719,7 @@ PyObject* fast_to_numpy(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   PyObject* tensor = args[0];
   if (reinterpret_cast<PyObject*>(Py_TYPE(tensor)) != g_fast.tensor_type) Py_RETURN_NONE;
-  PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+  PyObject* dt = g_fast.dtype.get(tensor);
   if (dt == nullptr) return nullptr;
   PyObject* replay = memo_get(g_fast.to_numpy_memo, {dt, arg_key(args[1]), args[2], args[3]});
   Py_DECREF(dt);
@@ -673,7 +764,7 @@ PyObject* fast_to_numpy_out(PyObject*, PyObject* const* args, Py_ssize_t nargs) 
       Py_TYPE(out) != npy::npy_api::get().PyArray_Type_) {
     Py_RETURN_NONE;
   }
-  PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+  PyObject* dt = g_fast.dtype.get(tensor);
   if (dt == nullptr) return nullptr;
   PyObject* out_dtype = reinterpret_cast<PyObject*>(npy::array_proxy(out)->descr);
   PyObject* replay = memo_get(g_fast.to_numpy_out_memo,
@@ -694,7 +785,7 @@ PyObject* tensor_view(PyObject*, PyObject* tensor) {
     return nullptr;
   }
   return guarded([&]() -> py::object {
-    PyObject* dt = PyObject_GetAttr(tensor, g_fast.dtype_name);
+    PyObject* dt = g_fast.dtype.get(tensor);
     if (dt == nullptr) throw py::error_already_set();
     Py_DECREF(dt);  // a torch dtype is immortal for the process: comparing the pointer is safe
     // The view made from the tensor's metadata (requires_grad included: its values, as the
@@ -707,7 +798,7 @@ PyObject* tensor_view(PyObject*, PyObject* tensor) {
     if (std::find(g_fast.carried.begin(), g_fast.carried.end(), dt) != g_fast.carried.end()) {
       return py::object(py::none());
     }
-    PyObject* grad = PyObject_GetAttr(tensor, g_fast.requires_grad_name);
+    PyObject* grad = g_fast.requires_grad.get(tensor);
     if (grad == nullptr) throw py::error_already_set();
     const bool needs_grad = grad != Py_False;
     Py_DECREF(grad);
@@ -1026,7 +1117,7 @@ bool plain_numpy_type(PyObject* self, bool& ok) {
   ok = true;
   if (reinterpret_cast<PyObject*>(Py_TYPE(self)) != g_fast.tensor_type) return false;
   if (g_fast.carried.empty()) return true;
-  PyObject* dt = PyObject_GetAttr(self, g_fast.dtype_name);
+  PyObject* dt = g_fast.dtype.get(self);
   if (dt == nullptr) {
     ok = false;
     return false;
@@ -1155,8 +1246,8 @@ void add_fast_path(py::module_& m) {
         g_fast.storage_nbytes = py::object(storage_methods[2]).release().ptr();
         g_fast.to_numpy_memo = to_numpy_memo.release().ptr();
         g_fast.from_numpy_memo = from_numpy_memo.release().ptr();
-        g_fast.dtype_name = PyUnicode_InternFromString("dtype");
-        g_fast.requires_grad_name = PyUnicode_InternFromString("requires_grad");
+        g_fast.dtype.init(g_fast.tensor_type, "dtype");
+        g_fast.requires_grad.init(g_fast.tensor_type, "requires_grad");
         g_fast.metadata_name = PyUnicode_InternFromString("metadata");
         g_fast.carried.clear();
         for (auto dt : carried) g_fast.carried.push_back(py::object(dt, true).release().ptr());
@@ -1209,9 +1300,9 @@ void add_fast_path(py::module_& m) {
         g_fast.stride = py::object(methods[1]).release().ptr();
         g_fast.is_conj = py::object(methods[2]).release().ptr();
         g_fast.is_neg = py::object(methods[3]).release().ptr();
-        g_fast.layout_name = PyUnicode_InternFromString("layout");
-        g_fast.is_cpu_name = PyUnicode_InternFromString("is_cpu");
-        g_fast.shape_name = PyUnicode_InternFromString("shape");
+        g_fast.layout.init(g_fast.tensor_type, "layout");
+        g_fast.is_cpu.init(g_fast.tensor_type, "is_cpu");
+        g_fast.shape.init(g_fast.tensor_type, "shape");
       },
       py::arg("numpy_types"), py::arg("strided"), py::arg("methods"),
       "Hand tensor_view's direct view {torch dtype: the NumPy dtype Tensor.numpy() gives it}, "

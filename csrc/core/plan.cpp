@@ -367,6 +367,46 @@ Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand
   return p;
 }
 
+const Plan& PlanMemo::plan(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
+                           Negate negate, int threads, int64_t job_bytes) {
+  const size_t nd = shape.size();
+  const auto src_align = static_cast<uint8_t>(reinterpret_cast<uintptr_t>(src.data) % kCacheLine);
+  const auto dst_align = static_cast<uint8_t>(reinterpret_cast<uintptr_t>(dst.data) % kCacheLine);
+  const void* kernels = &active_kernels();
+  const bool fits = nd <= static_cast<size_t>(kMaxDims) && dst.strides.size() == nd &&
+                    src.strides.size() == nd;
+  if (valid_ && fits && static_cast<size_t>(ndim_) == nd && src_dtype_ == src.dtype &&
+      dst_dtype_ == dst.dtype && src_swapped_ == src.byteswapped &&
+      dst_swapped_ == dst.byteswapped && negate_ == negate && src_align_ == src_align &&
+      dst_align_ == dst_align && threads_ == threads && job_bytes_ == job_bytes &&
+      kernels_ == kernels && std::equal(shape.begin(), shape.end(), dims_.begin()) &&
+      std::equal(dst.strides.begin(), dst.strides.end(), dims_.begin() + nd) &&
+      std::equal(src.strides.begin(), src.strides.end(), dims_.begin() + 2 * nd)) {
+    ++hits_;
+    return plan_;
+  }
+  ++misses_;
+  valid_ = false;
+  plan_ = plan_copy(shape, dst, src, negate, threads, job_bytes);  // (throws: stays invalid)
+  if (!fits) return plan_;  // (more dims than the key holds, all but 63 of size 1): not kept
+  ndim_ = static_cast<int>(nd);
+  std::copy(shape.begin(), shape.end(), dims_.begin());
+  std::copy(dst.strides.begin(), dst.strides.end(), dims_.begin() + nd);
+  std::copy(src.strides.begin(), src.strides.end(), dims_.begin() + 2 * nd);
+  src_dtype_ = src.dtype;
+  dst_dtype_ = dst.dtype;
+  src_swapped_ = src.byteswapped;
+  dst_swapped_ = dst.byteswapped;
+  negate_ = negate;
+  src_align_ = src_align;
+  dst_align_ = dst_align;
+  threads_ = threads;
+  job_bytes_ = job_bytes;
+  kernels_ = kernels;
+  valid_ = true;
+  return plan_;
+}
+
 std::string plan_name(const Plan& p) {
   std::string k;
   k.reserve(64);

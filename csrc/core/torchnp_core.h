@@ -156,6 +156,33 @@ struct Plan {
 Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
                Negate negate = Negate::kNone, int threads = 1, int64_t job_bytes = 0);
 
+// The last plan made through it and what it was made from: a loop converting operands of one
+// layout plans once (the "reuse plans for repeated layouts"). A hit compares the
+// description (shape, strides, types, byte orders, sign flip, threads, job bytes, both data
+// pointers modulo 64) and the active kernel set, ~10 ns where plan_copy takes ~50; anything
+// else plans anew. Not thread-safe: one per thread (the binding keeps a thread_local one).
+class PlanMemo {
+ public:
+  const Plan& plan(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
+                   Negate negate = Negate::kNone, int threads = 1, int64_t job_bytes = 0);
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+
+ private:
+  bool valid_ = false;
+  int ndim_ = 0;
+  std::array<int64_t, 3 * kMaxDims> dims_;  // shape, then dst strides, then src strides
+  ScalarType src_dtype_ = ScalarType::kFloat32, dst_dtype_ = ScalarType::kFloat32;
+  bool src_swapped_ = false, dst_swapped_ = false;
+  Negate negate_ = Negate::kNone;
+  uint8_t src_align_ = 0, dst_align_ = 0;
+  int threads_ = 0;
+  int64_t job_bytes_ = 0;
+  const void* kernels_ = nullptr;
+  int64_t hits_ = 0, misses_ = 0;
+  Plan plan_;
+};
+
 // The plan's kernel name, derived from what it holds, NumPy-like:
 //   <method>[_nt]_<src>_to_<dst>/<cpu variant>, e.g. "contig_nt_f64_to_f32/avx2";
 // '>' marks a byte-swapped operand, ".neg", ".conj", ".negreal" the source's sign flips.

@@ -879,6 +879,95 @@ void check_plan_reuse() {
         "slice past the end accepted");
 }
 
+// PlanMemo: a repeated description is a hit that returns what plan_copy returns; any change
+// to what a plan depends on (shape, strides, types, byte orders, sign flip, threads, job bytes,
+// either pointer's alignment, the kernel set) plans anew.
+void check_plan_memo() {
+  alignas(64) static char src[64 * 64 * 8 + 128], dst[64 * 64 * 8 + 128];
+  struct Desc {
+    std::vector<int64_t> shape, ss, ds;
+    ScalarType st = ScalarType::kFloat32, dt = ScalarType::kFloat32;
+    bool s_swap = false, d_swap = false;
+    Negate negate = Negate::kNone;
+    int threads = 1;
+    int64_t job = 0;
+    int s_off = 0, d_off = 0;
+  };
+  auto same = [](const Plan& a, const Plan& b) {
+    if (plan_name(a) != plan_name(b) || a.ndim != b.ndim || a.numel != b.numel ||
+        a.threads != b.threads || a.src_offset != b.src_offset || a.dst_offset != b.dst_offset ||
+        a.src_align != b.src_align || a.dst_align != b.dst_align || a.block != b.block ||
+        a.grain != b.grain || a.tile_i != b.tile_i || a.tile_j != b.tile_j) {
+      return false;
+    }
+    for (int k = 0; k < a.ndim; ++k) {
+      if (a.shape[k] != b.shape[k] || a.src_strides[k] != b.src_strides[k] ||
+          a.dst_strides[k] != b.dst_strides[k]) {
+        return false;
+      }
+    }
+    return true;
+  };
+  PlanMemo memo;
+  int64_t want_hits = 0, want_misses = 0;
+  auto step = [&](const Desc& d, bool hit, const char* what) {
+    const Operand s{src + d.s_off, d.st, d.s_swap, d.ss}, o{dst + d.d_off, d.dt, d.d_swap, d.ds};
+    const Plan& got = memo.plan(d.shape, o, s, d.negate, d.threads, d.job);
+    (hit ? want_hits : want_misses) += 1;
+    CHECK(memo.hits() == want_hits && memo.misses() == want_misses,
+          "plan memo, %s: %lld hits %lld misses, want %lld %lld", what,
+          static_cast<long long>(memo.hits()), static_cast<long long>(memo.misses()),
+          static_cast<long long>(want_hits), static_cast<long long>(want_misses));
+    CHECK(same(got, plan_copy(d.shape, o, s, d.negate, d.threads, d.job)),
+          "plan memo, %s: not plan_copy's plan (%s)", what, plan_name(got).c_str());
+  };
+  const Desc base{{64, 64}, {4, 256}, {256, 4}};  // a transpose
+  step(base, false, "first");
+  step(base, true, "again");
+  step(base, true, "and again");
+  auto changed = [&](auto edit, const char* what) {
+    Desc d = base;
+    edit(d);
+    step(d, false, what);
+    step(d, true, what);
+    step(base, false, "back");
+  };
+  changed([](Desc& d) { d.shape = {64, 32}; }, "shape");
+  changed([](Desc& d) { d.shape = {64, 64, 1}, d.ss = {4, 256, 4}, d.ds = {256, 4, 4}; }, "ndim");
+  changed([](Desc& d) { d.ss = {256, 4}; }, "source strides");
+  changed([](Desc& d) { d.ds = {4, 256}; }, "destination strides");
+  changed([](Desc& d) { d.st = ScalarType::kInt32; }, "source type");
+  changed([](Desc& d) { d.dt = ScalarType::kFloat16; }, "destination type");
+  changed([](Desc& d) { d.s_swap = true; }, "source byte order");
+  changed([](Desc& d) { d.d_swap = true; }, "destination byte order");
+  changed([](Desc& d) { d.negate = Negate::kReal; }, "sign flip");
+  changed([](Desc& d) { d.threads = 2; }, "threads");
+  changed([](Desc& d) { d.job = int64_t{1} << 30; }, "job bytes");
+  changed([](Desc& d) { d.s_off = 4; }, "source alignment");
+  changed([](Desc& d) { d.d_off = 8; }, "destination alignment");
+  // Another pointer with the same alignment is the same plan (execute() takes any such memory).
+  Desc moved = base;
+  moved.s_off = moved.d_off = 64;
+  step(moved, true, "same alignment elsewhere");
+  const auto variants = usable_cpu_variants();
+  const std::string active = active_cpu_variant();
+  if (variants.size() > 1) {
+    set_cpu_variant(variants.front() != active ? variants.front() : variants.back());
+    step(base, false, "another kernel set");
+    step(base, true, "another kernel set, again");
+    set_cpu_variant("");
+    step(base, false, "the kernel set back");
+  }
+  CHECK(throws([&] {
+          const std::vector<int64_t> bad{4, 256, 1};
+          memo.plan(base.shape, Operand{dst, ScalarType::kFloat32, false, base.ds},
+                    Operand{src, ScalarType::kFloat32, false, bad});
+        }),
+        "plan memo: a mismatched description accepted");
+  ++want_misses;  // (the refused description counts as planned)
+  step(base, false, "after a refusal");
+}
+
 // Slices at random split points, in both orders and any sequence, give the whole copy's bytes,
 // for every method (flat, strided, transposes, buffered stages) and source strides of any sign.
 // execute_batch: many plans as one job give what each gives alone, on any thread count: flat
@@ -1305,6 +1394,7 @@ int main(int argc, char** argv) {
   check_plans();
   check_plan_is_what_runs();
   check_plan_reuse();
+  check_plan_memo();
   check_slices();
   check_batch();
   // TORCHNP_TEST_NO_FORK=1: under qemu-user (a cross-built aarch64 run), which cannot fork a
