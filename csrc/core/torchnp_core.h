@@ -245,6 +245,14 @@ int64_t pool_solo_entries();  // how many times the pool has gone solo in this p
 void end_pool_solo();
 void hold_next_pool_claim(bool hold);
 bool pool_claim_held();
+// What the helpers have done, for tests: how often one polled for a job, how many jobs one left
+// to their caller because it was woken onto the caller's CPU, and how many sleep now.
+struct PoolHelperStats {
+  int64_t polls = 0;
+  int64_t left_on_caller_cpu = 0;
+  int asleep = 0;
+};
+PoolHelperStats pool_helper_stats();
 
 // The number of distinct threads that run `units` one-unit tasks of at most `threads` threads,
 // each task waiting (up to a second) for the others to arrive: a probe of the pool's reach.

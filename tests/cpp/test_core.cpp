@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1128,6 +1129,42 @@ int child_spawn_failure() {
   return 0;
 }
 
+// Run in a forked child (a fresh pool) pinned to one CPU, so that every helper wakes on its
+// caller's CPU: the helper leaves each job to the caller and goes back to sleep without polling
+// for the next one (a poll there would take the caller's core; before the fix each such wake
+// polled for 50 us).
+int child_helper_on_caller_cpu() {
+  alarm(60);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) return 0;  // not allowed here: nothing to test
+  BigCopy c(int64_t{1} << 20);
+  // Until every started helper sleeps and `left` jobs have been left to the caller.
+  auto settled = [](int64_t left) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      const PoolHelperStats s = pool_helper_stats();
+      if (s.asleep == pool_helpers() && s.left_on_caller_cpu >= left) return s;
+      if (std::chrono::steady_clock::now() > until) return PoolHelperStats{-1, -1, -1};
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  c.run(2);  // starts the helper; it may join this first job on the shared CPU or leave it
+  if (!c.ok() || pool_helpers() != 1) return 2;
+  PoolHelperStats before = settled(0);
+  if (before.polls < 0) return 3;
+  for (int k = 0; k < 5; ++k) {
+    end_pool_solo();  // a loss to the wake-ups must not turn the next call solo
+    const int ran = c.run(2);
+    const PoolHelperStats after = settled(before.left_on_caller_cpu + 1);
+    if (!c.ok() || ran != 1 || after.polls < 0) return 4;
+    if (after.polls != before.polls) return 5;  // it polled on the caller's CPU
+    before = after;
+  }
+  return 0;
+}
+
 int run_in_child(int (*fn)()) {
   std::fflush(stdout);
   const pid_t pid = fork();
@@ -1265,6 +1302,8 @@ void check_pool(bool with_fork) {
   if (!with_fork) return;
   const int spawn = run_in_child(&child_spawn_failure);
   CHECK(spawn == 0, "failed helper starts: child status %d", spawn);
+  const int same_cpu = run_in_child(&child_helper_on_caller_cpu);
+  CHECK(same_cpu == 0, "a helper woken on its caller's CPU: child status %d", same_cpu);
   // A forked child starts with a fresh pool: its threaded copies work (they would hang on a
   // pool whose helpers did not survive the fork).
   std::fflush(stdout);
