@@ -4,8 +4,8 @@
 // A fresh result of MIN_BYTES or more would be a new mmap whose every page the kernel zeroes on
 // first touch, which costs more than the copy that fills it (64 MiB: ~8 ms of faults against
 // ~3 ms of copy on the 2-vCPU dev VM). So such results are carved from private anonymous
-// mappings, 2 MiB aligned (MADV_HUGEPAGE up to fresh_hugepage_max, see _pool.py for why not
-// past it), handed back when the last array using one is gone and handed out again for the
+// mappings, 2 MiB aligned (MADV_HUGEPAGE up to fresh_hugepage_max, 0 by default: see _pool.py
+// for why), handed back when the last array using one is gone and handed out again for the
 // next result of a similar size (up to kSlack times larger). At most `limit` bytes are kept
 // idle; an idle buffer older than idle_seconds is unmapped by the next pool operation.
 //
@@ -28,7 +28,7 @@ class BufferPool {
   static constexpr int64_t kMinBytes = int64_t{4} << 20;  // below: the allocator recycles itself
   static constexpr int64_t kAlign = int64_t{2} << 20;     // one huge page
   static constexpr double kSlack = 1.25;                  // reuse a buffer up to this much larger
-  static constexpr int64_t kFreshHugepageMax = int64_t{128} << 20;
+  static constexpr int64_t kFreshHugepageMax = 0;  // no huge-page advice (see _pool.py)
   static constexpr double kIdleSeconds = 2.0;
 
   // A buffer: `size` bytes (a multiple of kAlign) at `data`, 2 MiB aligned.

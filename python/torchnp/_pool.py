@@ -4,7 +4,7 @@ A fresh NumPy allocation of 4 MiB or more is a new ``mmap``: every page is zeroe
 on first touch. On the development VM that zeroing costs more than the copy that follows
 (64 MiB: ~8 ms of page faults against ~3 ms to copy into warm memory), and it does not scale
 with threads. So fresh outputs of at least ``MIN_BYTES`` come from a pool of private anonymous
-mappings (2 MiB aligned, ``MADV_HUGEPAGE`` up to ``FRESH_HUGEPAGE_MAX``) that are handed
+mappings (2 MiB aligned; ``MADV_HUGEPAGE`` up to ``FRESH_HUGEPAGE_MAX``, 0: never) that are handed
 back when the last array using them is gone and handed out again for the next output of a
 similar size: a conversion loop runs at ``out=`` speed after its first iteration.
 
@@ -43,15 +43,17 @@ import numpy as np
 MIN_BYTES = 4 << 20  # below this NumPy's allocator recycles heap memory itself
 _ALIGN = 2 << 20  # one huge page
 # Fresh mappings up to this size ask for huge pages (MADV_HUGEPAGE); larger ones take the
-# kernel's regular pages. Measured on the 2-vCPU dev VM (first touch of a new mapping in a fresh
-# process, written by a 2-thread copy, several processes each): huge pages 64 MiB 10-15 ms and
-# 128 MiB 21-22 ms (one process in five ~130 ms), 4 KiB pages 16-20 and 37-46 ms; at 256 MiB huge
-# pages took 160-600 ms in most processes (35-45 ms in a few) and 4 KiB pages 62-83 ms in every
-# one. A huge page needs a free 2 MiB block, and beyond the first ~100 MiB those came cold
-# (0.4-1.6 GB/s to fault in), while small pages come from the fragments of memory freed
-# before. Steady state keeps the benefit either way: a reused mapping is already faulted in
-# (only transposes are ~15 % faster on huge pages, measured at 64 MiB: a size that keeps them).
-FRESH_HUGEPAGE_MAX = 128 << 20
+# kernel's regular pages. By default none do: a fresh huge page needs a free 2 MiB block, and on
+# the development VMs (Firecracker) those often come cold from the host. Measured there (first
+# touch of a new mapping in a fresh process, written by a 2-thread copy, 7 processes each): on
+# the 2-vCPU AMD VM huge pages won up to 128 MiB (64 MiB 10-15 ms against 16-20 ms for 4 KiB
+# pages) and lost past it (256 MiB: 160-600 ms against 62-83); on the 2-vCPU Intel VM, with 22
+# GiB free and no compaction stalls, they lost at every size: 64 MiB 115-149 ms against 28-34,
+# a 32 MiB cast output 59-85 ms against 16-20 (4 KiB pages the same as torch's own fresh
+# allocations, which take no advice). Regular pages are never the slow side, so they are the
+# default; `fresh_hugepage_max` on either engine's pool turns the advice back on up to a size.
+# Steady state keeps the pool's benefit either way: a reused mapping is already faulted in.
+FRESH_HUGEPAGE_MAX = 0
 IDLE_SECONDS = 2.0
 _SLACK = 1.25  # a cached mapping up to this much larger than needed is reused
 
