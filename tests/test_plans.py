@@ -35,14 +35,22 @@ def _streams(native) -> bool:
 
 
 def test_large_flat_copy_reports_the_streaming_copy_that_ran(native):
+    """A 64 MiB flat copy streams (non-temporal stores) into memory already faulted in, and
+    takes normal stores into memory not touched yet (the kernel zeroes a new page through the
+    cache: normal stores then overwrite lines already there); the report says which ran."""
     t = torch.rand(1 << 24)  # 64 MiB: past the streaming threshold
+    cold = np.empty(t.shape, np.float32)  # a fresh mapping: no page touched yet
+    warm = np.full(t.shape, -1.0, np.float32)  # every page faulted in
     with native.recording() as plans:
-        a = torchnp.to_numpy(t, copy=True)
-    np.testing.assert_array_equal(a, t.numpy())
-    assert len(plans) == 1
+        torchnp.to_numpy(t, out=cold)
+        torchnp.to_numpy(t, out=warm)
+    np.testing.assert_array_equal(cold, t.numpy())
+    np.testing.assert_array_equal(warm, t.numpy())
+    assert len(plans) == 2
+    assert plans[0].name == "memcpy" and not plans[0].streaming and plans[0].dst_cold
     variant = native._C.active_cpu_variant()
-    assert plans[0].name == (f"copy_nt/{variant}" if _streams(native) else "memcpy")
-    assert plans[0].streaming == _streams(native)
+    assert plans[1].name == (f"copy_nt/{variant}" if _streams(native) else "memcpy")
+    assert plans[1].streaming == _streams(native) and not plans[1].dst_cold
 
 
 def test_large_transpose_reports_the_streaming_tile_kernel(native):

@@ -121,6 +121,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("name", [](const PyPlan& p) { return core::plan_name(p.plan); })
       .def_property_readonly("method", [](const PyPlan& p) { return method_name(p.plan.method); })
       .def_property_readonly("streaming", [](const PyPlan& p) { return p.plan.streaming; })
+      .def_property_readonly("dst_cold", [](const PyPlan& p) { return p.plan.dst_cold; })
       .def_property_readonly("threads", [](const PyPlan& p) { return p.plan.threads; })
       .def_property_readonly("numel", [](const PyPlan& p) { return p.plan.numel; })
       .def_property_readonly("shape", [](const PyPlan& p) { return head(p.plan.shape, p.plan.ndim); })

@@ -132,6 +132,9 @@ struct Plan {
   InnerOp inner;                  // kFlat, kStrided; kTransposeBuffered: convert = the row cast
   TransposeLoop tile = nullptr;   // kTranspose, kTransposeBuffered (the bit-copy transpose)
   bool streaming = false;         // non-temporal stores (the kernels above are those versions)
+  // A flat copy large enough to stream whose destination's first or last page was not in
+  // memory when planned (a fresh output): it takes normal stores (plan.cpp, kStreamingBytes).
+  bool dst_cold = false;
 
   // How it is split. Work comes in units (a block of elements, a row segment, a macro tile);
   // the pool hands out chunks of `grain` units. At most `threads` threads run it, the calling
@@ -156,10 +159,15 @@ struct Plan {
 Plan plan_copy(std::span<const int64_t> shape, const Operand& dst, const Operand& src,
                Negate negate = Negate::kNone, int threads = 1, int64_t job_bytes = 0);
 
+// Whether a flat plan's destination starting at `first` would count as cold (Plan::dst_cold):
+// only copies large enough to stream look, at the first and last page (mincore, Linux).
+bool flat_destination_cold(const Plan& plan, const char* first);
+
 // The last plan made through it and what it was made from: a loop converting operands of one
 // layout plans once (the "reuse plans for repeated layouts"). A hit compares the
 // description (shape, strides, types, byte orders, sign flip, threads, job bytes, both data
-// pointers modulo 64) and the active kernel set, ~10 ns where plan_copy takes ~50; anything
+// pointers modulo 64) and the active kernel set, ~10 ns where plan_copy takes ~50, and for a
+// flat copy large enough to stream whether its destination is cold (two mincore calls); anything
 // else plans anew. Not thread-safe: one per thread (the binding keeps a thread_local one).
 class PlanMemo {
  public:

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -883,6 +884,44 @@ void check_plan_reuse() {
 // PlanMemo: a repeated description is a hit that returns what plan_copy returns; any change
 // to what a plan depends on (shape, strides, types, byte orders, sign flip, threads, job bytes,
 // either pointer's alignment, the kernel set) plans anew.
+// A flat copy large enough to stream takes normal stores into a destination not yet faulted in
+// (Plan::dst_cold), non-temporal ones once it is; the memo follows the memory's state.
+void check_cold_destination() {
+#if defined(__linux__)
+  const int64_t n = int64_t{8} << 20;  // floats: 32 MiB, kStreamingBytes
+  const auto bytes = static_cast<size_t>(n * 4);
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(mem != MAP_FAILED, "cold destination: mmap failed");
+  if (mem == MAP_FAILED) return;
+  std::vector<float> src(n, 1.5f);
+  const int64_t unit[1] = {4}, shape[1] = {n};
+  const Operand s{reinterpret_cast<char*>(src.data()), ScalarType::kFloat32, false, unit};
+  const Operand d{static_cast<char*>(mem), ScalarType::kFloat32, false, unit};
+  const bool can_stream = active_kernels().copy_streaming != nullptr;
+  PlanMemo memo;
+  const Plan cold = plan_copy(shape, d, s, Negate::kNone, 2);
+  CHECK(cold.dst_cold && !cold.streaming, "fresh destination: cold %d, streaming %d",
+        cold.dst_cold, cold.streaming);
+  CHECK(memo.plan(shape, d, s, Negate::kNone, 2).dst_cold, "memo: fresh destination not cold");
+  CHECK(memo.plan(shape, d, s, Negate::kNone, 2).dst_cold && memo.hits() == 1,
+        "memo: the same cold destination missed");
+  // Below the streaming size nothing is probed (the same cold memory).
+  const int64_t small[1] = {n / 2};
+  CHECK(!plan_copy(small, d, s, Negate::kNone, 2).dst_cold, "a small copy probed its destination");
+  execute(cold, s.data, d.data);  // faults every page in
+  const Plan warm = plan_copy(shape, d, s, Negate::kNone, 2);
+  CHECK(!warm.dst_cold && warm.streaming == can_stream, "faulted destination: cold %d, streaming %d",
+        warm.dst_cold, warm.streaming);
+  const Plan& again = memo.plan(shape, d, s, Negate::kNone, 2);
+  CHECK(!again.dst_cold && again.streaming == can_stream && memo.misses() == 2,
+        "memo: kept the cold plan for a faulted destination");
+  float probe = 0;
+  std::memcpy(&probe, static_cast<char*>(mem) + bytes - 4, 4);
+  CHECK(probe == 1.5f, "cold destination: wrong result");
+  munmap(mem, bytes);
+#endif
+}
+
 void check_plan_memo() {
   alignas(64) static char src[64 * 64 * 8 + 128], dst[64 * 64 * 8 + 128];
   struct Desc {
@@ -1434,6 +1473,7 @@ int main(int argc, char** argv) {
   check_plan_is_what_runs();
   check_plan_reuse();
   check_plan_memo();
+  check_cold_destination();
   check_slices();
   check_batch();
   // TORCHNP_TEST_NO_FORK=1: under qemu-user (a cross-built aarch64 run), which cannot fork a
