@@ -35,13 +35,13 @@ constexpr int64_t kFlatBlock = 8192;
 // 32 MiB = the L3 of one EPYC CCD. Measured on the 2-core dev VM, 32 MiB copy: 27 GB/s
 // streaming vs 16.5 GB/s with normal stores (glibc memcpy: 15 GB/s; it switches to
 // streaming only higher up).
+// Except flat copies into memory not faulted in yet (a fresh output, Plan::dst_cold): the kernel
+// zeroes each new page through the cache on first touch, and normal stores then overwrite lines
+// already there, where non-temporal ones write them again past the cache. Measured on the 2-vCPU
+// Intel VM, 64 MiB flat copy into a fresh 4 KiB-page mapping, fresh processes: 2 threads 28.6 ms
+// streaming, 24.8 ms normal stores (torch's clone 21 ms); 1 thread 57.6 against 50.3 ms.
 constexpr int64_t kStreamingBytes = int64_t{32} << 20;
 constexpr int64_t kCacheLine = 64;
-// Except into memory not faulted in yet (a fresh output): the kernel zeroes each new page
-// through the cache on first touch, and normal stores then overwrite lines that are already
-// there, where non-temporal ones write them again past the cache. Measured on the 2-vCPU Intel
-// VM, 64 MiB flat copy into a fresh 4 KiB-page mapping, fresh processes: 2 threads 28.6 ms
-// streaming, 24.8 ms normal stores (torch's clone 21 ms); 1 thread 57.6 against 50.3 ms.
 // Flat destinations of kPageChunkMinBytes or more are cut at huge-page (2 MiB) boundaries, one
 // page per unit. Such outputs can be huge-page mappings (NumPy's; the output pool's if asked),
 // and a fresh one is faulted in by the copy: when two threads write into the same unfaulted 2 MiB
