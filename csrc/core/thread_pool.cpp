@@ -412,7 +412,7 @@ void Pool::helper_main(uint64_t seen) {
     // And it goes back to sleep at once: polling for the next job there would take the caller's
     // core for kHelperPoll. (Measured on the 2-vCPU Intel VM, 1 MiB copies 1 ms apart, the
     // helper woken onto the caller's CPU in almost every call: 119 us with the poll, 86 without,
-    // 59 on one thread; bench --sweep copies at 256 KiB-4 MiB 0.69-0.81x -> 0.86-1.30x.)
+    // 59 on one thread; bench --sweep copies at 256 KiB-4 MiB 0.69-0.81x -> 0.83-1.68x.)
     if (job.caller_cpu >= 0 && !hold_next_.load(std::memory_order_acquire) &&
         current_cpu() == job.caller_cpu) {
       left_on_caller_cpu.fetch_add(1, std::memory_order_relaxed);
