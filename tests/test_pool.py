@@ -247,7 +247,7 @@ def _vm_flags(address: int) -> set[str]:
 def test_fresh_mappings_take_regular_pages_by_default(engine, pool):
     """By default no fresh mapping asks for huge pages, at any size (on the development VM a
     fresh 64 MiB huge-page output took 115-149 ms to fault in, 4 KiB pages 28-34 ms); both
-    engines' pools start so, and a reused mapping is the same memory, advice and all."""
+    engines' pools start so."""
     assert pool.fresh_hugepage_max == 0 == _pool.FRESH_HUGEPAGE_MAX
     for n in (1 << 20, 1 << 24):  # 4 MiB (the pool's smallest) and 64 MiB
         t = torch.arange(n, dtype=torch.float32)
