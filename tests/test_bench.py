@@ -7,6 +7,7 @@ torchnp, and the JSON, Markdown and PNG outputs have the documented shape.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import math
 import shlex
@@ -21,6 +22,7 @@ import torch
 import torchnp
 from torchnp import bench
 from torchnp.bench.regimes import CASES, REGIMES
+from torchnp.bench.timing import balanced_orders, time_interleaved
 from torchnp.bench.tree_cases import T_TARGETS
 
 pytestmark = pytest.mark.single_engine
@@ -395,8 +397,8 @@ def test_update_readme_replaces_only_its_section() -> None:
 
 def test_first_call_case_settles_before_it_times(monkeypatch) -> None:
     """An F case runs one untimed process first (the first process after another case is
-    slow on some machines, and the rotation would always hand it to torchnp); then every way
-    once per round, the order rotating; only the timed processes make the medians."""
+    slow on some machines, and the first round would always hand it to torchnp); then every way
+    once per round, in balanced orders; only the timed processes make the medians."""
     from torchnp.bench import first_call
 
     calls: list[int] = []
@@ -411,7 +413,33 @@ def test_first_call_case_settles_before_it_times(monkeypatch) -> None:
     record = first_call.run_first_call_case(case, 1 << 16, 5, 1)
     ways = len(case.build(1 << 16)[0])
     assert calls[0] == ways - 1 and len(calls) == 1 + 5 * ways
-    assert calls[1 : 1 + ways] == list(range(ways))  # round 0 in order, round 1 rotated
-    assert calls[1 + ways] == 1
+    assert calls[1:] == [i for order in balanced_orders(ways, 5) for i in order]
     assert record["torchnp_s"] == pytest.approx(0.01)  # the settling process is not counted
     assert record["agrees"]
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_balanced_orders_give_every_way_every_predecessor_alike(n: int) -> None:
+    """Each round is an order of all the ways, and over a full design every way comes right
+    after every other way equally often (a rotated order would keep its neighbours)."""
+    full = n if n % 2 == 0 else 2 * n
+    orders = balanced_orders(n, 3 * full)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    assert orders[0][:2] == [0, 1][:n]
+    follows: dict[tuple[int, int], int] = {}
+    for order in orders[:full]:
+        for before, after in itertools.pairwise(order):
+            follows[before, after] = follows.get((before, after), 0) + 1
+    assert len(follows) == n * (n - 1)  # every ordered pair of different ways
+    assert len(set(follows.values())) <= 1  # and each as often
+    assert orders[full:] == orders[:full] * 2
+
+
+def test_time_interleaved_takes_turns_in_balanced_orders() -> None:
+    """What a way leaves behind reaches every other way: the calls land in balanced_orders."""
+    calls: list[str] = []
+    fns = {k: (lambda k=k: calls.append(k), 1) for k in "abcd"}
+    seconds = time_interleaved(fns, 4)
+    assert set(seconds) == set("abcd")
+    keys = list(fns)
+    assert calls == [keys[i] for order in balanced_orders(4, 4) for i in order]

@@ -27,6 +27,7 @@ import torch
 
 import torchnp
 from torchnp.bench.cases import NUMPY, TORCH, TORCHNP, Way, cast_ways, copy_ways, transpose_ways
+from torchnp.bench.timing import balanced_orders
 
 MIN_PROCESSES = 5  # each way's first call is the median over this many fresh processes
 
@@ -137,8 +138,10 @@ def _run_child(name: str, index: int, threads: int, large: int) -> dict:
 
 
 def run_first_call_case(case: FirstCallCase, large: int, processes: int, threads: int) -> dict:
-    """Each way's first call in `processes` fresh processes, the ways taking turns (the order
-    rotating every round), after one untimed process; the case's record.
+    """Each way's first call in `processes` fresh processes, the ways taking turns (in the orders
+    of balanced_orders: a process that leaves the machine slow, as one that used up the host's
+    free huge pages, hands that to every other way alike), after one untimed process; the
+    case's record.
 
     The untimed process settles the machine after the previous case: on the dev VM the first
     process of a case took 35-40 ms where the same way's next ones took 6-17 (64 MiB cast and
@@ -146,10 +149,8 @@ def run_first_call_case(case: FirstCallCase, large: int, processes: int, threads
     ways, _ = case.build(min(large, 1 << 16))  # here only for the labels and kinds
     _run_child(case.name, len(ways) - 1, threads, large)  # settling, not timed
     samples: dict[int, list[dict]] = {i: [] for i in range(len(ways))}
-    for round_ in range(processes):
-        order = list(range(len(ways)))
-        shift = round_ % len(ways)
-        for i in order[shift:] + order[:shift]:
+    for order in balanced_orders(len(ways), processes):
+        for i in order:
             samples[i].append(_run_child(case.name, i, threads, large))
     seconds = {ways[i].label: statistics.median(s["s"] for s in v) for i, v in samples.items()}
     faults = {ways[i].label: statistics.median(s["faults"] for s in v) for i, v in samples.items()}
