@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import gc
 import os
@@ -243,40 +244,90 @@ def _vm_flags(address: int) -> set[str]:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
-def test_fresh_mappings_take_regular_pages_by_default(engine, pool):
-    """By default no fresh mapping asks for huge pages, at any size (on the development VM a
-    fresh 64 MiB huge-page output took 115-149 ms to fault in, 4 KiB pages 28-34 ms); both
-    engines' pools start so."""
-    assert pool.fresh_hugepage_max == 0 == _pool.FRESH_HUGEPAGE_MAX
-    for n in (1 << 20, 1 << 24):  # 4 MiB (the pool's smallest) and 64 MiB
-        t = torch.arange(n, dtype=torch.float32)
-        r = torchnp.to_numpy(t, copy=True)
-        assert not r.flags.owndata  # from the pool
-        np.testing.assert_array_equal(r, t.numpy())
-        assert "hg" not in _vm_flags(_start(r))
-        del r
-    assert pool.hits == 0 and pool.misses == 2
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_BLOCK = 2 << 20  # the pool's alignment: one huge page
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
-def test_fresh_huge_page_advice_only_up_to_its_size(engine, pool):
-    """Fresh mappings up to FRESH_HUGEPAGE_MAX ask for huge pages (VM_HUGEPAGE, "hg" in
-    smaps); larger ones keep the kernel's regular pages (their first touch is the faster one
-    past that size); both give the right bytes."""
-    pool.fresh_hugepage_max = 8 << 20
-    small = torch.arange(1 << 21, dtype=torch.float32)  # 8 MiB: at the limit
-    large = torch.arange(3 << 21, dtype=torch.float32)  # 24 MiB: past it
-    r_small = torchnp.to_numpy(small, copy=True)
-    r_large = torchnp.to_numpy(large, copy=True)
-    assert not r_small.flags.owndata and not r_large.flags.owndata  # both from the pool
-    np.testing.assert_array_equal(r_small, small.numpy())
-    np.testing.assert_array_equal(r_large, large.numpy())
+def _resident(address: int, length: int) -> list[bool]:
+    """Whether each page of [address, address + length) is in memory (mincore(2))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pages = -(-length // _PAGE)
+    vec = (ctypes.c_ubyte * pages)()
+    rc = libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(length), vec)
+    assert rc == 0, os.strerror(ctypes.get_errno())
+    return [bool(v & 1) for v in vec]
+
+
+def _blocks_resident(a: np.ndarray) -> list[bool]:
+    """Whether the first page of each 2 MiB block of a pool array is in memory."""
+    pages = _resident(_start(a), a.nbytes)
+    return pages[:: _BLOCK // _PAGE]
+
+
+def _thp_available() -> bool:
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-            thp = f.read()
+            return "[never]" not in f.read()
     except OSError:
-        thp = "[never]"  # no THP: madvise fails and the pool goes on without the advice
-    if "[never]" not in thp:
-        assert "hg" in _vm_flags(_start(r_small))
-    assert "hg" not in _vm_flags(_start(r_large))
+        return False
+
+
+linux_thp = pytest.mark.skipif(
+    not (os.path.exists("/proc/self/smaps") and _thp_available()),
+    reason="needs Linux /proc and transparent huge pages",
+)
+
+
+def test_both_pools_start_with_the_same_huge_page_rules(engine, pool):
+    assert pool.fresh_hugepage_max == _pool.FRESH_HUGEPAGE_MAX
+    assert pool.cold_block_seconds == _pool.COLD_BLOCK_SECONDS
+    assert pool.cold_blocks == 0
+
+
+@linux_thp
+def test_large_fresh_mappings_are_faulted_in_as_huge_pages_while_warm(engine, pool):
+    """From FRESH_HUGEPAGE_MIN a fresh mapping asks for huge pages and is faulted in, block by
+    block, before it is handed out (no block counts as cold here); smaller ones are left to
+    the copy's first touch with regular pages. Both give the right bytes."""
+    pool.cold_block_seconds = 1e9
+    large = torch.arange(_pool.FRESH_HUGEPAGE_MIN // 4, dtype=torch.float32)  # 32 MiB
+    small = torch.arange((_pool.FRESH_HUGEPAGE_MIN - _BLOCK) // 4, dtype=torch.float32)
+    fresh = pool.empty((_pool.FRESH_HUGEPAGE_MIN,), np.dtype(np.uint8))
+    assert all(_blocks_resident(fresh)) and "hg" in _vm_flags(_start(fresh))
+    fresh_small = pool.empty((small.nbytes,), np.dtype(np.uint8))
+    assert not any(_blocks_resident(fresh_small)) and "hg" not in _vm_flags(_start(fresh_small))
+    del fresh, fresh_small
+    r_large = torchnp.to_numpy(large, copy=True)
+    r_small = torchnp.to_numpy(small, copy=True)
+    assert not r_large.flags.owndata and not r_small.flags.owndata  # both from the pool
+    np.testing.assert_array_equal(r_large, large.numpy())
+    np.testing.assert_array_equal(r_small, small.numpy())
+    assert pool.cold_blocks == 0
+
+
+@linux_thp
+def test_a_cold_block_sends_the_rest_and_the_next_mappings_to_regular_pages(engine, pool):
+    """A block slower than cold_block_seconds (0 here: the first one) ends the huge pages: the
+    rest of that mapping is advised MADV_NOHUGEPAGE and left unfaulted, and the next fresh
+    mapping, within the back-off, asks for nothing and is not faulted in."""
+    pool.cold_block_seconds = 0.0
+    first = pool.empty((64 << 20,), np.dtype(np.uint8))
+    assert pool.cold_blocks == 1
+    blocks = _blocks_resident(first)
+    assert blocks[0] and not any(blocks[1:])
+    assert "hg" in _vm_flags(_start(first)) and "nh" in _vm_flags(_start(first) + _BLOCK)
+    second = pool.empty((48 << 20,), np.dtype(np.uint8))  # (first is still on lease)
+    assert pool.cold_blocks == 1  # not probed again: the back-off
+    assert not any(_blocks_resident(second)) and "hg" not in _vm_flags(_start(second))
+    t = torch.arange(12 << 20, dtype=torch.float32)  # 48 MiB, fresh too
+    np.testing.assert_array_equal(torchnp.to_numpy(t, copy=True), t.numpy())
+
+
+@linux_thp
+def test_fresh_hugepage_max_caps_the_huge_page_mappings(engine, pool):
+    pool.cold_block_seconds = 1e9
+    pool.fresh_hugepage_max = 40 << 20
+    at = pool.empty((40 << 20,), np.dtype(np.uint8))
+    past = pool.empty((48 << 20,), np.dtype(np.uint8))
+    assert all(_blocks_resident(at)) and "hg" in _vm_flags(_start(at))
+    assert not any(_blocks_resident(past)) and "hg" not in _vm_flags(_start(past))

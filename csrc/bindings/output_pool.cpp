@@ -61,7 +61,12 @@ std::vector<py::ssize_t> c_strides(const std::vector<py::ssize_t>& shape, int64_
 PyObject* pooled_array(const std::shared_ptr<BufferPool>& pool, const py::dtype& descr, int nd,
                        const py::ssize_t* dims, const py::ssize_t* strides, int64_t nbytes) {
   if (!pool) return nullptr;
-  const BufferPool::Buffer buffer = pool->acquire(nbytes);
+  BufferPool::Buffer buffer;
+  if (nbytes < BufferPool::kMinBytes) return nullptr;
+  {
+    const py::gil_scoped_release unlocked;  // a fresh mapping may be faulted in (milliseconds)
+    buffer = pool->acquire(nbytes);
+  }
   if (!buffer) return nullptr;
   auto* lease = new Lease{pool, buffer};
   PyObject* capsule = PyCapsule_New(lease, kLeaseName, &end_lease);
@@ -114,11 +119,14 @@ void add_output_pool(py::module_& m) {
       .def("clear", &BufferPool::clear, "Unmap every idle buffer; returns the bytes released.")
       .def_property_readonly("cached_bytes", &BufferPool::cached_bytes)
       .def_property_readonly("hits", &BufferPool::hits)
+      .def_property_readonly("cold_blocks", &BufferPool::cold_blocks)
       .def_property_readonly("misses", &BufferPool::misses)
       .def_property("limit", &BufferPool::limit, &BufferPool::set_limit)
       .def_property("idle_seconds", &BufferPool::idle_seconds, &BufferPool::set_idle_seconds)
       .def_property("fresh_hugepage_max", &BufferPool::fresh_hugepage_max,
                     &BufferPool::set_fresh_hugepage_max)
+      .def_property("cold_block_seconds", &BufferPool::cold_block_seconds,
+                    &BufferPool::set_cold_block_seconds)
       .def("fail_maps", &BufferPool::fail_maps, py::arg("n"),
            "Test hook: the next n mappings fail as if mmap had.");
   m.def("output_pool", &output_pool,

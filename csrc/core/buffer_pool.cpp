@@ -152,10 +152,41 @@ BufferPool::Buffer BufferPool::map(int64_t size) {
   if (head > 0) munmap(raw, head);
   if (tail > 0) munmap(reinterpret_cast<void*>(aligned + static_cast<uintptr_t>(size)), tail);
   char* data = reinterpret_cast<char*>(aligned);
-#ifdef MADV_HUGEPAGE
-  if (size <= hugepage_max) madvise(data, static_cast<size_t>(size), MADV_HUGEPAGE);  // EINVAL without THP: fine
-#endif
+  if (size >= kFreshHugepageMin && size <= hugepage_max) fault_in_huge(data, size);
   return {data, size};
+}
+
+void BufferPool::fault_in_huge(char* data, int64_t size) {
+#ifdef MADV_HUGEPAGE
+  const double start = monotonic_seconds();
+  double cold_block;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (start < cold_until_) return;  // a cold block lately: regular pages
+    cold_block = cold_block_seconds_;
+  }
+  if (madvise(data, static_cast<size_t>(size), MADV_HUGEPAGE) != 0) return;  // no THP
+  // One write per block faults it in as a huge page (the kernel zeroes 2 MiB), or as one
+  // regular page where none is to be had (then the copy faults the rest, as without advice).
+  double before = start;
+  for (int64_t offset = 0; offset < size; offset += kAlign) {
+    *reinterpret_cast<volatile char*>(data + offset) = 0;
+    const double after = monotonic_seconds();
+    if (after - before > cold_block) {
+      // A cold block: the rest take regular pages, as do the next mappings for a while.
+      const int64_t rest = offset + kAlign;
+      if (rest < size) madvise(data + rest, static_cast<size_t>(size - rest), MADV_NOHUGEPAGE);
+      const std::lock_guard<std::mutex> lock(mu_);
+      cold_until_ = after + kColdBackoffSeconds;
+      ++cold_blocks_;
+      return;
+    }
+    before = after;
+  }
+#else
+  (void)data;
+  (void)size;
+#endif
 }
 
 void BufferPool::unmap(Buffer b) {
@@ -191,6 +222,21 @@ int64_t BufferPool::fresh_hugepage_max() const {
 void BufferPool::set_fresh_hugepage_max(int64_t bytes) {
   const std::lock_guard<std::mutex> lock(mu_);
   fresh_hugepage_max_ = bytes;
+}
+
+double BufferPool::cold_block_seconds() const {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return cold_block_seconds_;
+}
+
+void BufferPool::set_cold_block_seconds(double seconds) {
+  const std::lock_guard<std::mutex> lock(mu_);
+  cold_block_seconds_ = seconds;
+}
+
+int64_t BufferPool::cold_blocks() const {
+  const std::lock_guard<std::mutex> lock(mu_);
+  return cold_blocks_;
 }
 
 int64_t BufferPool::hits() const {

@@ -4,8 +4,8 @@
 // A fresh result of MIN_BYTES or more would be a new mmap whose every page the kernel zeroes on
 // first touch, which costs more than the copy that fills it (64 MiB: ~8 ms of faults against
 // ~3 ms of copy on the 2-vCPU dev VM). So such results are carved from private anonymous
-// mappings, 2 MiB aligned (MADV_HUGEPAGE up to fresh_hugepage_max, 0 by default: see _pool.py
-// for why), handed back when the last array using one is gone and handed out again for the
+// mappings, 2 MiB aligned (from kFreshHugepageMin faulted in as huge pages while those come
+// warm: see _pool.py for why), handed back when the last array using one is gone and handed out again for the
 // next result of a similar size (up to kSlack times larger). At most `limit` bytes are kept
 // idle; an idle buffer older than idle_seconds is unmapped by the next pool operation.
 //
@@ -28,7 +28,14 @@ class BufferPool {
   static constexpr int64_t kMinBytes = int64_t{4} << 20;  // below: the allocator recycles itself
   static constexpr int64_t kAlign = int64_t{2} << 20;     // one huge page
   static constexpr double kSlack = 1.25;                  // reuse a buffer up to this much larger
-  static constexpr int64_t kFreshHugepageMax = 0;  // no huge-page advice (see _pool.py)
+  // Fresh mappings from kFreshHugepageMin up to fresh_hugepage_max are faulted in as huge
+  // pages, block by block, until a block takes longer than kColdBlockSeconds; the rest of that
+  // mapping, and every fresh mapping for kColdBackoffSeconds after, take regular pages (see
+  // _pool.py for the measurements).
+  static constexpr int64_t kFreshHugepageMin = int64_t{32} << 20;
+  static constexpr int64_t kFreshHugepageMax = int64_t{1} << 62;
+  static constexpr double kColdBlockSeconds = 1e-3;
+  static constexpr double kColdBackoffSeconds = 10.0;
   static constexpr double kIdleSeconds = 2.0;
 
   // A buffer: `size` bytes (a multiple of kAlign) at `data`, 2 MiB aligned.
@@ -60,8 +67,11 @@ class BufferPool {
   void set_idle_seconds(double seconds);
   int64_t fresh_hugepage_max() const;
   void set_fresh_hugepage_max(int64_t bytes);
+  double cold_block_seconds() const;  // (tests: 0, every block is cold)
+  void set_cold_block_seconds(double seconds);
   int64_t hits() const;
   int64_t misses() const;
+  int64_t cold_blocks() const;  // fresh huge-page blocks found cold (each starts a back-off)
   // Test hook: the next `n` mappings fail as if mmap had (ENOMEM).
   void fail_maps(int n);
 
@@ -72,6 +82,7 @@ class BufferPool {
   };
   void settle(double now);  // mu_ held: expire old idle buffers, then whatever exceeds the limit
   Buffer map(int64_t size);  // mu_ not held
+  void fault_in_huge(char* data, int64_t size);  // mu_ not held
   static void unmap(Buffer b);
   static void lock_all();  // pthread_atfork
   static void unlock_all();
@@ -82,7 +93,9 @@ class BufferPool {
   int64_t limit_;
   double idle_seconds_ = kIdleSeconds;
   int64_t fresh_hugepage_max_ = kFreshHugepageMax;
-  int64_t hits_ = 0, misses_ = 0;
+  int64_t hits_ = 0, misses_ = 0, cold_blocks_ = 0;
+  double cold_block_seconds_ = kColdBlockSeconds;
+  double cold_until_ = 0;  // monotonic seconds
   int fail_maps_ = 0;
 };
 

@@ -4,9 +4,10 @@ A fresh NumPy allocation of 4 MiB or more is a new ``mmap``: every page is zeroe
 on first touch. On the development VM that zeroing costs more than the copy that follows
 (64 MiB: ~8 ms of page faults against ~3 ms to copy into warm memory), and it does not scale
 with threads. So fresh outputs of at least ``MIN_BYTES`` come from a pool of private anonymous
-mappings (2 MiB aligned; ``MADV_HUGEPAGE`` up to ``FRESH_HUGEPAGE_MAX``, 0: never) that are handed
-back when the last array using them is gone and handed out again for the next output of a
-similar size: a conversion loop runs at ``out=`` speed after its first iteration.
+mappings (2 MiB aligned; from ``FRESH_HUGEPAGE_MIN`` faulted in as huge pages while those come
+warm, see below) that are handed back when the last array using them is gone and handed out
+again for the next output of a similar size: a conversion loop runs at ``out=`` speed after its
+first iteration.
 
 How an array gives its memory back: each hand-out is a *lease*, a ``uint8`` array over the
 mapping. Every array the caller gets is built on the lease, and NumPy stops collapsing a view's
@@ -42,18 +43,25 @@ import numpy as np
 
 MIN_BYTES = 4 << 20  # below this NumPy's allocator recycles heap memory itself
 _ALIGN = 2 << 20  # one huge page
-# Fresh mappings up to this size ask for huge pages (MADV_HUGEPAGE); larger ones take the
-# kernel's regular pages. By default none do: a fresh huge page needs a free 2 MiB block, and on
-# the development VMs (Firecracker) those often come cold from the host. Measured there (first
-# touch of a new mapping in a fresh process, written by a 2-thread copy, 7 processes each): on
-# the 2-vCPU AMD VM huge pages won up to 128 MiB (64 MiB 10-15 ms against 16-20 ms for 4 KiB
-# pages) and lost past it (256 MiB: 160-600 ms against 62-83); on the 2-vCPU Intel VM, with 22
-# GiB free and no compaction stalls, they lost at every size: 64 MiB 115-149 ms against 28-34,
-# a 32 MiB cast output 59-85 ms against 16-20 (4 KiB pages the same as torch's own fresh
-# allocations, which take no advice). Regular pages are never the slow side, so they are the
-# default; `fresh_hugepage_max` on either engine's pool turns the advice back on up to a size.
-# Steady state keeps the pool's benefit either way: a reused mapping is already faulted in.
-FRESH_HUGEPAGE_MAX = 0
+# Fresh mappings from FRESH_HUGEPAGE_MIN up to `fresh_hugepage_max` are faulted in as huge pages
+# here, one write per 2 MiB block, until a block takes longer than COLD_BLOCK_SECONDS: the rest
+# of that mapping, and every fresh mapping for COLD_BACKOFF_SECONDS after, take the kernel's
+# regular pages, which the copy then faults in. Why: on the development VMs (Firecracker) a
+# fresh huge page comes either warm (faulted and zeroed in 0.2-0.4 ms) or cold from the host
+# (6-9 ms on the 2-vCPU AMD VM, block by block in fresh processes; 2 MiB of 4 KiB pages take
+# ~0.7 ms), and which one is a matter of the host's state: runs of warm blocks, runs of cold
+# ones, sometimes turning cold half-way through a mapping. NumPy's own allocations ask for huge
+# pages and take that lottery whole (`t.numpy().copy()` of 64 MiB in fresh processes: 12-17 ms
+# in some sets, 186-286 ms in others); regular pages alone take 26-28 ms every time. Measured
+# there, median of 7 fresh processes: 64 MiB copy=True 21 ms this way (11-33) against 28
+# (26-34) with regular pages only; a 32 MiB cast output 7.4 ms against 16.0; 256 MiB 91
+# against 101 (torch's own clone 109). On the 2-vCPU Intel VM huge pages came cold at every
+# size (64 MiB 115-149 ms against 28-34): there the first block ends it. Under 32 MiB a cold
+# block would cost more than regular pages could save. Reused mappings are already faulted in.
+FRESH_HUGEPAGE_MIN = 32 << 20
+FRESH_HUGEPAGE_MAX = 1 << 62
+COLD_BLOCK_SECONDS = 1e-3
+COLD_BACKOFF_SECONDS = 10.0
 IDLE_SECONDS = 2.0
 _SLACK = 1.25  # a cached mapping up to this much larger than needed is reused
 
@@ -97,6 +105,9 @@ class BufferPool:
         self.limit = limit
         self.idle_seconds = IDLE_SECONDS
         self.fresh_hugepage_max = FRESH_HUGEPAGE_MAX
+        self.cold_block_seconds = COLD_BLOCK_SECONDS  # tunable (tests: 0, every block is cold)
+        self.cold_blocks = 0  # fresh huge-page blocks found cold (each starts a back-off)
+        self._cold_until = 0.0
         self._failing_maps = 0  # test hook (fail_maps)
         self._free: list[_Mapping] = []  # idle mappings, oldest first
         self._cached = 0
@@ -193,11 +204,39 @@ class BufferPool:
             mm = mmap.mmap(-1, size + _ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         except OSError:
             return None
-        if size <= self.fresh_hugepage_max:
-            with contextlib.suppress(AttributeError, OSError):  # a kernel without THP: EINVAL
-                mm.madvise(mmap.MADV_HUGEPAGE)
         start = np.frombuffer(mm, np.uint8, count=1).ctypes.data
-        return _Mapping(mm, (-start) % _ALIGN, size)
+        mapping = _Mapping(mm, (-start) % _ALIGN, size)
+        if FRESH_HUGEPAGE_MIN <= size <= self.fresh_hugepage_max:
+            self._fault_in_huge(mapping)
+        return mapping
+
+    def _fault_in_huge(self, m: _Mapping) -> None:
+        """Fault `m` in as huge pages while its blocks come warm (see FRESH_HUGEPAGE_MIN)."""
+        begin = time.monotonic()
+        with self._lock:
+            if begin < self._cold_until:
+                return  # a cold block lately: regular pages
+        try:
+            m.mm.madvise(mmap.MADV_HUGEPAGE, m.offset, m.size)
+        except (AttributeError, OSError):  # no THP (EINVAL), or no madvise here
+            return
+        # One write per block faults it in as a huge page (the kernel zeroes 2 MiB), or as one
+        # regular page where none is to be had (then the copy faults the rest).
+        view = np.frombuffer(m.mm, np.uint8, count=m.size, offset=m.offset)
+        before = begin
+        for offset in range(0, m.size, _ALIGN):
+            view[offset] = 0
+            after = time.monotonic()
+            if after - before > self.cold_block_seconds:
+                rest = offset + _ALIGN  # a cold block: the rest take regular pages
+                if rest < m.size:
+                    with contextlib.suppress(OSError):
+                        m.mm.madvise(mmap.MADV_NOHUGEPAGE, m.offset + rest, m.size - rest)
+                with self._lock:
+                    self._cold_until = after + COLD_BACKOFF_SECONDS
+                    self.cold_blocks += 1
+                return
+            before = after
 
     @staticmethod
     def _unmap(m: _Mapping) -> None:

@@ -1382,6 +1382,38 @@ void check_big() {
 void check_buffer_pool(bool with_fork) {
   using Pool = BufferPool;
   constexpr int64_t MiB = int64_t{1} << 20;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  {
+    // Fresh mappings from kFreshHugepageMin are faulted in block by block (resident before
+    // they are handed out) until a block is cold; then the rest, and the next fresh mappings
+    // within the back-off, are left to the copy's first touch.
+    auto resident = [](const char* p) {
+      unsigned char v = 0;
+      return mincore(const_cast<char*>(p), 1, &v) == 0 && (v & 1) != 0;
+    };
+    Pool warm(512 * MiB);
+    warm.set_cold_block_seconds(1e9);  // no block counts as cold
+    Pool::Buffer big = warm.acquire(Pool::kFreshHugepageMin);
+    Pool::Buffer below = warm.acquire(Pool::kFreshHugepageMin - Pool::kAlign);
+    bool all = true;
+    for (int64_t o = 0; o < big.size; o += Pool::kAlign) all = all && resident(big.data + o);
+    CHECK(big && all && warm.cold_blocks() == 0, "a large fresh mapping: every block faulted in");
+    CHECK(below && !resident(below.data), "under kFreshHugepageMin: left unfaulted");
+    warm.release(big);
+    warm.release(below);
+    Pool cold(512 * MiB);
+    cold.set_cold_block_seconds(0);  // every block is cold: the first one ends it
+    Pool::Buffer first = cold.acquire(64 * MiB);
+    CHECK(first && resident(first.data) && !resident(first.data + Pool::kAlign) &&
+              cold.cold_blocks() == 1,
+          "a cold first block: the rest left unfaulted");
+    Pool::Buffer second = cold.acquire(48 * MiB);
+    CHECK(second && !resident(second.data) && cold.cold_blocks() == 1,
+          "within the back-off: no huge pages, nothing faulted in");
+    cold.release(first);
+    cold.release(second);
+  }
+#endif
   {
     Pool pool(64 * MiB);
     CHECK(!pool.acquire(Pool::kMinBytes - 1), "below the minimum: not served");
