@@ -5,9 +5,10 @@
 // first touch, which costs more than the copy that fills it (64 MiB: ~8 ms of faults against
 // ~3 ms of copy on the 2-vCPU dev VM). So such results are carved from private anonymous
 // mappings, 2 MiB aligned (from kFreshHugepageMin faulted in as huge pages while those come
-// warm: see _pool.py for why), handed back when the last array using one is gone and handed out again for the
-// next result of a similar size (up to kSlack times larger). At most `limit` bytes are kept
-// idle; an idle buffer older than idle_seconds is unmapped by the next pool operation.
+// warm: see _pool.py for why), handed back when the last array using one is gone and handed
+// out again for the next result of a similar size (up to kSlack times larger). At most `limit`
+// bytes are kept idle; an idle buffer older than idle_seconds is unmapped by the next pool
+// operation.
 //
 // Thread-safe: one mutex, held only for list surgery and munmap, never while calling out (the
 // Python side creates its objects after acquire() returns, so a lease freed by a garbage
