@@ -435,6 +435,10 @@ def test_balanced_orders_give_every_way_every_predecessor_alike(n: int) -> None:
     assert orders[full:] == orders[:full] * 2
 
 
+def test_balanced_orders_of_no_ways_are_empty_rounds() -> None:
+    assert balanced_orders(0, 3) == [[], [], []]
+
+
 def test_time_interleaved_takes_turns_in_balanced_orders() -> None:
     """What a way leaves behind reaches every other way: the calls land in balanced_orders."""
     calls: list[str] = []

@@ -85,6 +85,8 @@ def balanced_orders(n: int, rounds: int) -> list[list[int]]:
     >>> balanced_orders(4, 4)
     [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
     """
+    if n == 0:
+        return [[] for _ in range(rounds)]
     first = [0]
     low, high = 1, n - 1
     while low <= high:
