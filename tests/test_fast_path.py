@@ -422,6 +422,69 @@ def test_the_direct_view_is_torchs_view(data, dtype):
     assert view.base is not None  # it holds the memory (the storage) while it lives
 
 
+@contextlib.contextmanager
+def metadata_read(C, stable: bool):
+    """The fast path reads plain tensors' metadata through torch's stable C ABI (`stable`) or
+    through torch's methods, inside the block; the stable read (checked) after it."""
+    assert C.stable_init(_fast.stable_probes(), stable) == stable
+    try:
+        yield
+    finally:
+        assert C.stable_init(_fast.stable_probes())
+
+
+@pytest.mark.single_engine
+def test_the_stable_read_is_checked_against_torch_before_it_is_used():
+    native = _native_or_skip()
+    C = native._C
+    assert C.stable_init(_fast.stable_probes())  # this torch's layout, as its methods say
+    # Anything but a plain torch.Tensor, or nothing to check it on: the methods read it.
+    assert not C.stable_init([torch.nn.Parameter(torch.ones(2))])
+    assert not C.stable_init([])
+    t = torch.arange(6.0)
+    assert type(C.tensor_view(t).base) is not torch.Tensor  # still the direct view, by methods
+    assert C.stable_init(_fast.stable_probes())
+
+
+@pytest.mark.single_engine
+@SETTINGS
+@given(
+    data=st.data(), dtype=st.sampled_from(TENSOR_DTYPES), target=st.sampled_from(TO_NUMPY_DTYPES)
+)
+def test_the_stable_read_gives_what_the_methods_give(data, dtype, target):
+    """Views, copies and casts of random layouts (offsets, broadcasts, permutations, grad, the
+    storage shrunk under the tensor) read through torch's stable C ABI and through torch's
+    methods: the same results, the same refusals."""
+    C = _native_or_skip()._C
+    t = data.draw(tensors(dtype))
+    if data.draw(st.booleans()) and t.numel():
+        t = t.detach().clone()  # its own storage, shrunk under a view of its second half
+        view = t.reshape(-1)[t.numel() // 2 :]
+        t.untyped_storage().resize_(data.draw(st.integers(0, t.untyped_storage().nbytes())))
+        t = view
+    order = data.draw(st.sampled_from(["K", "C", "F"]))
+    calls = [
+        lambda: C.tensor_view(t),
+        lambda: torchnp.to_numpy(t, target, copy=True, order=order),
+        lambda: torchnp.to_numpy(t, target, order=order),
+    ]
+    for call in calls:
+        outcome(call)  # (decided once: the memo's replay is what runs below)
+        with metadata_read(C, True):
+            stable = outcome(call)
+        with metadata_read(C, False):
+            methods = outcome(call)
+        assert (stable[0] is None) == (methods[0] is None), (stable, methods)
+        assert stable[1] == methods[1]
+        if stable[0] is not None:
+            a, b = stable[0], methods[0]
+            assert a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            assert a.flags.writeable == b.flags.writeable
+            if a.size and t.untyped_storage().nbytes():
+                oracle.assert_same_bits(a, b, "stable read vs methods")
+                assert np.shares_memory(a, b) == (a.__array_interface__ == b.__array_interface__)
+
+
 @pytest.mark.single_engine
 def test_the_direct_view_leaves_the_rest_to_torch_and_the_policy():
     native = _native_or_skip()

@@ -3,10 +3,11 @@
 What a call means depends on its signature (the element type of the tensor or array, the
 requested dtype, copy, order and the like) and on its layout. The policy (_to_numpy,
 _from_numpy) decides; for signatures whose decision needs no judgment beyond the layout it
-records a replay here. The next call with that signature skips the policy: one view of the
-tensor (torch's own ``Tensor.numpy``), then one native call that shares it when the decision
-allows and the layout fits, or allocates the result in the decided layout and copies
-(``_C.convert``); the Python engine replays the same steps in Python. Results of POOL_BYTES or
+records a replay here. The next call with that signature skips the policy: one native call
+reads the tensor's memory from its metadata (through torch's stable C ABI where stable_init has
+checked that it reads what torch's methods say, else through those methods), then shares it
+when the decision allows and the layout fits, or allocates the result in the decided layout and
+copies; the Python engine replays the same steps in Python, from torch's own ``Tensor.numpy``. Results of POOL_BYTES or
 more come from the engine's recycling output pool (_pool.active()). The decision is never made
 here: where a replay cannot follow it, it returns None and the policy runs.
 
@@ -427,6 +428,23 @@ def _numpy_types() -> dict[torch.dtype, np.dtype]:
     return types
 
 
+def stable_probes() -> list[torch.Tensor]:
+    """CPU tensors of varied layouts (offset, permuted, broadcast, 0-d, empty, requires_grad)
+    that _C.stable_init reads both through torch's stable C ABI and through torch's methods:
+    the native fast path reads plain tensors' metadata the first way only where both agree."""
+    base = torch.arange(60, dtype=torch.float64).reshape(3, 4, 5)
+    return [
+        base,
+        base.permute(2, 0, 1),
+        base[1:, ::2, 3:],
+        base[:, :1].expand(3, 7, 5),
+        torch.zeros(()),
+        torch.ones(9, dtype=torch.bool)[2::3],
+        torch.empty(0, 4),
+        torch.ones(4, 2, requires_grad=True).T,
+    ]
+
+
 def activate(engine: Any) -> None:
     """Switch the fast path to `engine`: forget the other engine's replays, and use the native
     entries when the engine has them."""
@@ -451,6 +469,7 @@ def activate(engine: Any) -> None:
         )
         C.entry_init(COPY_TYPES, _torch_from_numpy)
         C.out_init(_TO_NUMPY_OUT)
+        C.stable_init(stable_probes())
         _initialised.add(id(C))
     to_numpy, from_numpy, tensor_view = C.fast_to_numpy, C.fast_from_numpy, C.tensor_view
     to_numpy_out = C.fast_to_numpy_out
