@@ -438,9 +438,11 @@ def test_the_stable_read_is_checked_against_torch_before_it_is_used():
     native = _native_or_skip()
     C = native._C
     assert C.stable_init(_fast.stable_probes())  # this torch's layout, as its methods say
+    assert C.stable_read() and torchnp.info().tensor_metadata == "stable C ABI"
     # Anything but a plain torch.Tensor, or nothing to check it on: the methods read it.
     assert not C.stable_init([torch.nn.Parameter(torch.ones(2))])
     assert not C.stable_init([])
+    assert not C.stable_read() and torchnp.info().tensor_metadata == "torch methods"
     t = torch.arange(6.0)
     assert type(C.tensor_view(t).base) is not torch.Tensor  # still the direct view, by methods
     assert C.stable_init(_fast.stable_probes())

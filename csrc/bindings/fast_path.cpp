@@ -665,16 +665,23 @@ class FromNumpyReplay {
   py::object run(const py::array& array) const {
     if (share_) {
       const int cls = layout_class(array);
-      if (cls == 1) return from_numpy_(array);
+      if (cls == 1) return torch_of(array);
       if (cls == 2) return py::none();
     }
     py::object result = convert(array, target_np_, d_code_, d_swap_, s_code_, s_swap_, 0, false,
                                 pool_bytes_);
-    if (carrier_np_.is_none()) return from_numpy_(result);
+    if (carrier_np_.is_none()) return torch_of(result);
     return from_numpy_(result.attr("view")(carrier_np_)).attr("view")(target_);
   }
 
  private:
+  // torch.from_numpy(array), called without the argument tuple a pybind11 call builds.
+  py::object torch_of(py::handle array) const {
+    PyObject* r = PyObject_CallOneArg(from_numpy_.ptr(), array.ptr());
+    if (r == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(r);
+  }
+
   py::object from_numpy_;
   py::dtype target_np_;
   py::object target_, carrier_np_;
@@ -1460,6 +1467,9 @@ void add_fast_path(py::module_& m) {
       "torch.Tensor objects of varied layouts) show it reads there what torch's methods say; "
       "else (or with enabled=False) through those methods. Returns whether it does. Call after "
       "view_init.");
+  m.def(
+      "stable_read", [] { return g_fast.stable; },
+      "Whether plain tensors' metadata is read through torch's stable C ABI (stable_init).");
   m.def(
       "patch_init",
       [](py::object from_numpy, py::object slow_numpy, py::object slow_from_numpy,

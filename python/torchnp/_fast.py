@@ -7,9 +7,10 @@ records a replay here. The next call with that signature skips the policy: one n
 reads the tensor's memory from its metadata (through torch's stable C ABI where stable_init has
 checked that it reads what torch's methods say, else through those methods), then shares it
 when the decision allows and the layout fits, or allocates the result in the decided layout and
-copies; the Python engine replays the same steps in Python, from torch's own ``Tensor.numpy``. Results of POOL_BYTES or
-more come from the engine's recycling output pool (_pool.active()). The decision is never made
-here: where a replay cannot follow it, it returns None and the policy runs.
+copies; the Python engine replays the same steps in Python, from torch's own ``Tensor.numpy``.
+Results of POOL_BYTES or more come from the engine's recycling output pool (_pool.active()). The
+decision is never made here: where a replay cannot follow it, it returns None and the policy
+runs.
 
 The memo is per engine (cleared when the engine changes) and bounded (MAX_ENTRIES signatures).
 """

@@ -17,7 +17,9 @@ class Info:
     """Facts about the running torchnp: engine, versions, build (the oldest torch the binary runs
     with, build_torch_floor, and the torch it was built against), CPU kernels, threads (the calling
     thread's torch.get_num_threads() and the helper threads the core's pool has started), and
-    the recycling pool for large outputs (its limit and the idle bytes it holds), the CUDA
+    the recycling pool for large outputs (its limit and the idle bytes it holds), how the native
+    fast path reads a tensor's metadata (tensor_metadata: "stable C ABI" where torch's layout
+    was checked at import, else "torch methods"; None with the Python engine), the CUDA
     transfer engine's state and its page-locked staging."""
 
     engine: str
@@ -38,6 +40,7 @@ class Info:
     thread_pool_helpers: int = 0
     pool_limit_bytes: int = 0
     pool_cached_bytes: int = 0
+    tensor_metadata: str | None = None
     # The CUDA transfer engine: "not built", "built, no device", "built, N device(s)"; and
     # the page-locked staging of device transfers (limits, bytes held per device).
     cuda: str = "not built"
@@ -87,11 +90,13 @@ def info() -> Info:
     variants: tuple[str, ...] = ()
     active_variant = None
     helpers = 0
+    metadata = None
     if native is not None:
         build = native._C.build_info()
         variants = tuple(native._C.cpu_variants())
         active_variant = native._C.active_cpu_variant()
         helpers = native._C.pool_helpers()
+        metadata = "stable C ABI" if native._C.stable_read() else "torch methods"
     return Info(
         engine=engine.name,
         fallback_reason=_engines.fallback_reason() if engine.name != "native" else None,
@@ -111,6 +116,7 @@ def info() -> Info:
         thread_pool_helpers=helpers if engine.name == "native" else 0,
         pool_limit_bytes=_pool.active().limit,
         pool_cached_bytes=_pool.active().cached_bytes,
+        tensor_metadata=metadata if engine.name == "native" else None,
         cuda=_cuda_loader.status(),
         staging=_device.staging_info(),
     )
