@@ -353,6 +353,15 @@ py::object call_refusable(PyObject* fn, PyObject* arg) {
   return refusable(PyObject_CallOneArg(fn, arg));
 }
 
+// Whether [data + low, data + high) (the bytes a layout addresses) lies inside
+// [first, first + nbytes), without overflow.
+bool within(uint64_t data, int64_t low, int64_t high, uint64_t first, int64_t nbytes) {
+  if (data + static_cast<uint64_t>(low) < first) return false;  // (low <= 0)
+  const uint64_t offset = data + static_cast<uint64_t>(low) - first;
+  return nbytes >= 0 && offset <= static_cast<uint64_t>(nbytes) &&
+         static_cast<uint64_t>(high - low) <= static_cast<uint64_t>(nbytes) - offset;
+}
+
 // Whether every byte `view` (torch's .numpy() of `tensor`, or of a view of it) addresses lies
 // inside the tensor's storage as the storage is now. torch checks that only when a tensor is
 // made: a storage resized or freed afterwards (FSDP frees parameters' storage with resize_(0))
@@ -376,12 +385,7 @@ py::object storage_holding(PyObject* tensor, uint64_t data, int nd, const py::ss
   const auto first = as_u64(base.ptr());
   const int64_t nbytes = as_i64(size.ptr());
   if (PyErr_Occurred()) throw py::error_already_set();
-  // [data + low, data + high) within [first, first + nbytes), without overflow.
-  if (data + static_cast<uint64_t>(low) < first) return py::object();  // (low <= 0)
-  const uint64_t offset = data + static_cast<uint64_t>(low) - first;
-  const bool inside = offset <= static_cast<uint64_t>(nbytes) &&
-                      static_cast<uint64_t>(high - low) <= static_cast<uint64_t>(nbytes) - offset;
-  return inside ? storage : py::object();
+  return within(data, low, high, first, nbytes) ? storage : py::object();
 }
 
 bool inside_storage(PyObject* tensor, const py::array& view) {
@@ -440,15 +444,6 @@ bool no_bits(PyObject* tensor, PyObject* descr) {
 // checks that layout against torch itself before anything reads through it.
 AtenTensorHandle handle_of(PyObject* tensor) {
   return reinterpret_cast<AtenTensorHandle>(reinterpret_cast<char*>(tensor) + sizeof(PyObject));
-}
-
-// Whether [data + low, data + high) (the bytes a layout addresses) lies inside
-// [first, first + nbytes), without overflow.
-bool within(uint64_t data, int64_t low, int64_t high, uint64_t first, int64_t nbytes) {
-  if (data + static_cast<uint64_t>(low) < first) return false;  // (low <= 0)
-  const uint64_t offset = data + static_cast<uint64_t>(low) - first;
-  return nbytes >= 0 && offset <= static_cast<uint64_t>(nbytes) &&
-         static_cast<uint64_t>(high - low) <= static_cast<uint64_t>(nbytes) - offset;
 }
 
 // read_meta through the stable C ABI: ~10 ns per field instead of a ~60-100 ns Python call.
