@@ -49,9 +49,11 @@ def copy_problems(draw):
     low = sum(s * (n - 1) for s, n in zip(src_strides, shape, strict=True) if s < 0 and n)
     high = sum(s * (n - 1) for s, n in zip(src_strides, shape, strict=True) if s > 0 and n)
     offset = -low + (draw(st.integers(1, 7)) if misaligned else 0)
-    src_buf = np.frombuffer(
-        draw(st.binary(min_size=offset + high + size, max_size=offset + high + size)), np.uint8
-    ).copy()
+    # The bytes from a drawn seed, not st.binary: hypothesis's mutator turns a fixed-size binary of
+    # hundreds of KiB into a Python int of as many bytes and divides it down by 256 one byte at a
+    # time (choice.py _index_to_size), which hung a CI run for over ten minutes.
+    rng = np.random.default_rng(draw(st.integers(0, 2**63 - 1)))
+    src_buf = rng.integers(0, 256, offset + high + size, dtype=np.uint8)
     if src_dt.kind == "b":
         src_buf &= 1  # a bool byte other than 0/1 is not a bool (NumPy reads it inconsistently)
     src = oracle.strided(src_buf, src_dt, shape, src_strides, offset)
